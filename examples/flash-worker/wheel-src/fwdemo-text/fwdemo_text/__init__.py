@@ -1,0 +1,5 @@
+"""Small text helpers."""
+
+
+def shout(text):
+    return text.upper() + "!"

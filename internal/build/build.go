@@ -1,0 +1,263 @@
+// Package build turns the worker's source and its dependencies into one
+// deterministic tarball per target: stage → install → slim → stamp → pack
+// (DESIGN §4).
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/runpod-workers/fwrelease/internal/archive"
+	"github.com/runpod-workers/fwrelease/internal/config"
+	"github.com/runpod-workers/fwrelease/internal/manifest"
+	"github.com/runpod-workers/fwrelease/internal/source"
+	"github.com/runpod-workers/fwrelease/internal/target"
+)
+
+// Builder builds tarballs into Dist.
+type Builder struct {
+	Config  *config.Config
+	Source  source.Info
+	Dist    string
+	NoSlim  bool
+	Log     *slog.Logger // nil: silent
+	install installer
+}
+
+// Result is one target's build.
+type Result struct {
+	Shard   manifest.Shard
+	Path    string // the tarball
+	Slimmed []SlimResult
+}
+
+// Release is the release every shard of this build belongs to.
+func (b *Builder) Release() manifest.Release {
+	return manifest.Release{
+		Name:    b.Config.Name,
+		Version: b.Config.Version.Literal,
+		Source: manifest.Source{
+			Repository: b.Source.Repository,
+			Commit:     b.Source.Commit,
+			Tag:        "v" + b.Config.Version.Literal,
+		},
+		Created: b.Source.Epoch.Format(time.RFC3339),
+	}
+}
+
+// Build builds targets concurrently, at most one per core, and returns
+// their results in the order given. The first failure cancels the rest.
+func (b *Builder) Build(ctx context.Context, targets []target.Target) ([]Result, error) {
+	if b.Log == nil {
+		b.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if b.Config.Deps.Requirements != "" || len(b.Config.Deps.Accel) > 0 {
+		inst, err := chooseInstaller()
+		if err != nil {
+			return nil, err
+		}
+		b.install = inst
+	}
+	for _, dir := range []string{b.Dist, filepath.Join(b.Dist, "shards"), filepath.Join(b.Dist, ".work")} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("creating %s: %w", dir, err)
+		}
+	}
+	results := make([]Result, len(targets))
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for i, t := range targets {
+		g.Go(func() error {
+			r, err := b.buildTarget(ctx, t)
+			if err != nil {
+				return fmt.Errorf("building %s: %w", t.ID(), err)
+			}
+			results[i] = r
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	os.Remove(filepath.Join(b.Dist, ".work"))
+	return results, nil
+}
+
+func (b *Builder) buildTarget(ctx context.Context, t target.Target) (Result, error) {
+	start := time.Now()
+	work := filepath.Join(b.Dist, ".work", t.ID())
+	if err := os.RemoveAll(work); err != nil {
+		return Result{}, err
+	}
+	defer os.RemoveAll(work)
+	root := filepath.Join(work, b.Config.Name)
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return Result{}, err
+	}
+	if err := stage(b.Config.Dir, root, b.Config.Files); err != nil {
+		return Result{}, fmt.Errorf("staging files: %w", err)
+	}
+	slimmed, err := b.addDeps(ctx, t, filepath.Join(root, "site-packages"))
+	if err != nil {
+		return Result{}, err
+	}
+	if err := b.stamp(t, root); err != nil {
+		return Result{}, fmt.Errorf("stamping: %w", err)
+	}
+	entries, err := archive.Collect(root)
+	if err != nil {
+		return Result{}, err
+	}
+	file := t.FileStem(b.Config.Name, b.Config.Version.Literal) + b.Config.Extension()
+	path := filepath.Join(b.Dist, file)
+	digest, err := b.pack(ctx, path, entries)
+	if err != nil {
+		return Result{}, err
+	}
+	if max := int64(b.Config.Slim.MaxSize); max > 0 && digest.Size > max {
+		return Result{}, fmt.Errorf("%s is %d bytes, over slim.max_size of %d bytes", file, digest.Size, max)
+	}
+	shard := manifest.Shard{
+		Artifact: manifest.Artifact{
+			Target:          manifest.Target{ID: t.ID(), Python: t.Python, Accel: t.Accel, OS: t.OS, Arch: t.Arch},
+			File:            file,
+			Format:          archive.Format(b.Config.Format).MediaFormat(),
+			StripComponents: 1,
+			Size:            digest.Size,
+			SHA256:          digest.SHA256,
+			URLs:            []string{},
+		},
+		Release: b.Release(),
+	}
+	if err := manifest.WriteFile(filepath.Join(b.Dist, "shards", t.ID()+".json"), shard); err != nil {
+		return Result{}, err
+	}
+	b.Log.Info("built", "target", t.ID(), "file", path, "bytes", digest.Size, "sha256", digest.SHA256, "took", time.Since(start).Round(time.Millisecond))
+	return Result{Shard: shard, Path: path, Slimmed: slimmed}, nil
+}
+
+// addDeps installs (or copies, with deps.dir) the target's dependencies into
+// dir, then normalises and slims them.
+func (b *Builder) addDeps(ctx context.Context, t target.Target, dir string) ([]SlimResult, error) {
+	d := b.Config.Deps
+	switch {
+	case d.Dir != "":
+		real, err := filepath.EvalSymlinks(d.Dir)
+		if err != nil {
+			return nil, fmt.Errorf("deps.dir: %w", err)
+		}
+		c := copier{realSrc: real, root: dir, written: map[string]string{}}
+		if err := c.copyTree(d.Dir, dir); err != nil {
+			return nil, fmt.Errorf("copying deps.dir: %w", err)
+		}
+	case b.install != nil:
+		b.Log.Debug("installing dependencies", "target", t.ID(), "installer", b.install.Name())
+		if err := installDeps(ctx, b.install, t, dir, d); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, nil
+	}
+	if err := normaliseScripts(dir); err != nil {
+		return nil, fmt.Errorf("normalising scripts in %s: %w", dir, err)
+	}
+	if b.NoSlim || !b.Config.Slim.On() {
+		return nil, nil
+	}
+	results, err := slim(dir, slimRules)
+	if err != nil {
+		return nil, fmt.Errorf("slimming %s: %w", t.ID(), err)
+	}
+	for _, r := range results {
+		b.Log.Debug("slimmed", "target", t.ID(), "rule", r.Rule, "files", r.Files, "bytes", r.Bytes)
+	}
+	return results, nil
+}
+
+// stamp writes .version, .python-version and MANIFEST.json, and checks
+// that the files gave an executable bootstrap.sh.
+func (b *Builder) stamp(t target.Target, root string) error {
+	boot := filepath.Join(root, "bootstrap.sh")
+	info, err := os.Stat(boot)
+	if err != nil {
+		return errors.New("the files put no bootstrap.sh at the top of the tarball; add {src: scripts/bootstrap.sh, dst: bootstrap.sh, mode: \"0755\"} to files")
+	}
+	if info.Mode()&0o111 == 0 {
+		if err := os.Chmod(boot, 0o755); err != nil {
+			return err
+		}
+	}
+	version := b.Config.Version.Literal
+	if err := os.WriteFile(filepath.Join(root, ".version"), []byte(version+"\n"), 0o644); err != nil {
+		return err
+	}
+	// bootstrap.sh reads this to refuse an interpreter of another version.
+	if err := os.WriteFile(filepath.Join(root, ".python-version"), []byte(t.Python+"\n"), 0o644); err != nil {
+		return err
+	}
+	pkgs, err := installedPackages(filepath.Join(root, "site-packages"))
+	if err != nil {
+		return err
+	}
+	os.Remove(filepath.Join(root, MetadataFile))
+	entries, err := archive.Collect(root)
+	if err != nil {
+		return err
+	}
+	tree, files, err := treeDigest(entries)
+	if err != nil {
+		return err
+	}
+	meta := Metadata{
+		Name:            b.Config.Name,
+		Version:         version,
+		Target:          t.ID(),
+		PythonVersion:   t.Python,
+		Accel:           t.Accel,
+		Platform:        t.Platform(),
+		Layout:          b.Config.Layout,
+		Source:          SourceRef{Repository: b.Source.Repository, Commit: b.Source.Commit},
+		SourceDateEpoch: b.Source.Epoch.Unix(),
+		Packages:        pkgs,
+		Files:           files,
+		TreeSHA256:      tree,
+	}
+	return manifest.WriteFile(filepath.Join(root, MetadataFile), meta)
+}
+
+// pack writes the tarball beside its final name and renames it into place,
+// so dist/ never holds a half-written tarball under the real name.
+func (b *Builder) pack(ctx context.Context, path string, entries []archive.Entry) (archive.Digest, error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return archive.Digest{}, err
+	}
+	defer os.Remove(tmp.Name())
+	digest, err := archive.Pack(ctx, tmp, entries, archive.Options{
+		Top:    b.Config.Name,
+		Epoch:  b.Source.Epoch,
+		Format: archive.Format(b.Config.Format),
+	})
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return archive.Digest{}, fmt.Errorf("packing %s: %w", path, err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return archive.Digest{}, err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return archive.Digest{}, err
+	}
+	return digest, nil
+}

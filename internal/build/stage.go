@@ -1,0 +1,154 @@
+package build
+
+import (
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/runpod-workers/fwrelease/internal/config"
+)
+
+// stage copies the worker's own files (the config's `files`) into root.
+// Sources must stay inside srcDir: a symlink that escapes it, or a special
+// file, is refused rather than silently followed or skipped.
+func stage(srcDir, root string, files []config.File) error {
+	realSrc, err := filepath.EvalSymlinks(srcDir)
+	if err != nil {
+		return err
+	}
+	written := map[string]string{} // dst → src, to catch two specs writing one file
+	for i, f := range files {
+		matches, err := match(srcDir, f.Src)
+		if err != nil {
+			return fmt.Errorf("files[%d].src %q: %w", i, f.Src, err)
+		}
+		if len(matches) > 1 && f.Dst != "" && !strings.HasSuffix(f.Dst, "/") {
+			return fmt.Errorf("files[%d]: %q matches %d files, so dst %q must end in / to name a directory", i, f.Src, len(matches), f.Dst)
+		}
+		for _, src := range matches {
+			rel, _ := filepath.Rel(srcDir, src)
+			dst := f.Dst
+			switch {
+			case dst == "":
+				dst = rel
+			case strings.HasSuffix(dst, "/"):
+				dst = filepath.Join(dst, filepath.Base(src))
+			}
+			c := copier{realSrc: realSrc, root: root, mode: f.Mode, written: written}
+			if err := c.copyTree(src, filepath.Join(root, filepath.FromSlash(dst))); err != nil {
+				return fmt.Errorf("files[%d]: %w", i, err)
+			}
+		}
+	}
+	return nil
+}
+
+func match(dir, pattern string) ([]string, error) {
+	full := filepath.Join(dir, filepath.FromSlash(pattern))
+	if !strings.ContainsAny(pattern, "*?[") {
+		if _, err := os.Lstat(full); err != nil {
+			return nil, fmt.Errorf("not found in %s", dir)
+		}
+		return []string{full}, nil
+	}
+	matches, err := filepath.Glob(full)
+	if err != nil {
+		return nil, err
+	}
+	if len(matches) == 0 {
+		return nil, fmt.Errorf("matches nothing in %s", dir)
+	}
+	return matches, nil
+}
+
+type copier struct {
+	realSrc string
+	root    string
+	mode    string
+	written map[string]string
+}
+
+func (c copier) copyTree(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		out := filepath.Join(dst, rel)
+		if prev, dup := c.written[out]; dup && !d.IsDir() {
+			return fmt.Errorf("%s and %s both write %s", prev, p, out)
+		}
+		c.written[out] = p
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case info.IsDir():
+			return os.MkdirAll(out, 0o755)
+		case info.Mode().IsRegular():
+			return c.copyFile(p, out, info.Mode())
+		case info.Mode()&fs.ModeSymlink != 0:
+			return c.copyLink(p, out)
+		}
+		return fmt.Errorf("%s is a special file (%s); only files, directories and symlinks can be packed", p, info.Mode().Type())
+	})
+}
+
+func (c copier) copyFile(src, dst string, mode fs.FileMode) error {
+	perm := fs.FileMode(0o644)
+	if mode&0o111 != 0 {
+		perm = 0o755
+	}
+	if c.mode != "" {
+		m, _ := strconv.ParseUint(c.mode, 8, 32) // validated with the config
+		perm = fs.FileMode(m)
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return fmt.Errorf("copying %s: %w", src, err)
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return os.Chmod(dst, perm) // the umask must not decide modes
+}
+
+// copyLink keeps a symlink as a symlink, provided it resolves inside the
+// source tree; Collect checks again that it resolves inside the tarball.
+func (c copier) copyLink(src, dst string) error {
+	target, err := os.Readlink(src)
+	if err != nil {
+		return err
+	}
+	real, err := filepath.EvalSymlinks(src)
+	if err != nil {
+		return fmt.Errorf("%s: dangling symlink to %q", src, target)
+	}
+	if rel, err := filepath.Rel(c.realSrc, real); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return fmt.Errorf("%s: symlink to %q leaves the source tree %s", src, target, c.realSrc)
+	}
+	if filepath.IsAbs(target) {
+		return fmt.Errorf("%s: symlink to absolute path %q; make it relative", src, target)
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	return os.Symlink(target, dst)
+}

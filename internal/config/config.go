@@ -1,0 +1,130 @@
+// Package config reads and validates fwrelease.yaml (DESIGN §9a).
+package config
+
+import (
+	"github.com/runpod-workers/fwrelease/internal/target"
+)
+
+// DefaultFile is the config looked for when --config is not given.
+const DefaultFile = "fwrelease.yaml"
+
+// Config is a decoded, validated fwrelease.yaml. Paths in it are already
+// resolved against the config file's directory.
+type Config struct {
+	Name            string  `yaml:"name"`
+	Version         Version `yaml:"version"`
+	SourceDateEpoch *int64  `yaml:"source_date_epoch"`
+	Source          Source  `yaml:"source"`
+	Matrix          Matrix  `yaml:"matrix"`
+	Layout          string  `yaml:"layout"`
+	Files           []File  `yaml:"files"`
+	Deps            Deps    `yaml:"deps"`
+	Slim            Slim    `yaml:"slim"`
+	Format          string  `yaml:"format"`
+	Sign            Sign    `yaml:"sign"`
+	Publish         Publish `yaml:"publish"`
+
+	// Path is the config file, Dir its directory.
+	Path string `yaml:"-"`
+	Dir  string `yaml:"-"`
+}
+
+// Version is either a literal ("1.2.0") or read from a Python file that
+// assigns __version__.
+type Version struct {
+	Literal string
+	From    string
+}
+
+// Source names the repository the worker is built from. Commit and tag are
+// found at build time.
+type Source struct {
+	Repository string `yaml:"repository"`
+}
+
+type Matrix struct {
+	Python  []string         `yaml:"python"`
+	Accel   []string         `yaml:"accel"`
+	Arch    []string         `yaml:"arch"`
+	Exclude []target.Exclude `yaml:"exclude"`
+}
+
+// File copies the files matched by Src (a glob, or a directory copied whole)
+// to Dst under the tarball's top directory. A Dst ending in "/" is a directory.
+type File struct {
+	Src  string `yaml:"src"`
+	Dst  string `yaml:"dst"`
+	Mode string `yaml:"mode"`
+}
+
+type Deps struct {
+	Requirements   string               `yaml:"requirements"`
+	Dir            string               `yaml:"dir"`
+	IndexURL       string               `yaml:"index_url"`
+	ExtraIndexURLs []string             `yaml:"extra_index_urls"`
+	FindLinks      []string             `yaml:"find_links"`
+	NoIndex        bool                 `yaml:"no_index"`
+	Manylinux      string               `yaml:"manylinux"`
+	Accel          map[string]AccelDeps `yaml:"accel"`
+}
+
+// AccelDeps adds indexes and requirements for one accelerator, such as the
+// PyTorch CUDA index for cu128.
+type AccelDeps struct {
+	ExtraIndexURLs []string `yaml:"extra_index_urls"`
+	Requirements   string   `yaml:"requirements"`
+}
+
+type Slim struct {
+	Enabled         *bool    `yaml:"enabled"`
+	ExcludePackages []string `yaml:"exclude_packages"`
+	Keep            []string `yaml:"keep"`
+	MaxSize         Size     `yaml:"max_size"`
+}
+
+// On reports whether slimming is enabled (the default).
+func (s Slim) On() bool { return s.Enabled == nil || *s.Enabled }
+
+type Sign struct {
+	Key     string `yaml:"key"`
+	Keyless bool   `yaml:"keyless"`
+}
+
+type Publish struct {
+	Local  *Local  `yaml:"local"`
+	S3     *S3     `yaml:"s3"`
+	GitHub *GitHub `yaml:"github"`
+	OCI    *OCI    `yaml:"oci"`
+}
+
+type Local struct {
+	Dir string `yaml:"dir"`
+}
+
+type S3 struct {
+	Bucket    string `yaml:"bucket"`
+	Prefix    string `yaml:"prefix"`
+	Region    string `yaml:"region"`
+	Endpoint  string `yaml:"endpoint"`
+	PathStyle bool   `yaml:"path_style"`
+}
+
+type GitHub struct {
+	Owner     string `yaml:"owner"`
+	Repo      string `yaml:"repo"`
+	APIURL    string `yaml:"api_url"`
+	UploadURL string `yaml:"upload_url"`
+}
+
+type OCI struct {
+	Repository string `yaml:"repository"`
+	PlainHTTP  bool   `yaml:"plain_http"`
+}
+
+// Targets expands the matrix.
+func (c *Config) Targets() []target.Target {
+	return target.Expand(c.Matrix.Python, c.Matrix.Accel, c.Matrix.Arch, c.Matrix.Exclude)
+}
+
+// Extension is the tarball's file extension for the configured format.
+func (c *Config) Extension() string { return "." + c.Format }

@@ -1,0 +1,98 @@
+package publish
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+)
+
+// Local publishes into a directory laid out like the S3 bucket:
+// {dir}/v{version}/{file}. It is the snapshot's channel, and a mirror.
+type Local struct {
+	Dir     string
+	Replace bool
+}
+
+var _ Publisher = (*Local)(nil)
+
+func (l *Local) Name() string { return "local" }
+
+func (l *Local) Publish(ctx context.Context, obj Object) (string, error) {
+	dst := filepath.Join(l.Dir, filepath.FromSlash(obj.Key))
+	abs, err := filepath.Abs(dst)
+	if err != nil {
+		return "", err
+	}
+	u := (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}).String()
+	if have, err := fileSHA256(dst); err == nil {
+		if have == obj.SHA256 {
+			return u, nil
+		}
+		if !l.Replace {
+			return "", fmt.Errorf("publishing %s to %s: %w (there: sha256 %s, ours: sha256 %s); pass --replace to overwrite", obj.Key, dst, ErrExists, have, obj.SHA256)
+		}
+	}
+	if err := copyAtomic(ctx, obj.Path, dst); err != nil {
+		return "", fmt.Errorf("publishing %s to %s: %w", obj.Key, dst, err)
+	}
+	return u, nil
+}
+
+func copyAtomic(ctx context.Context, src, dst string) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, readerCtx{ctx, in}); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), dst)
+}
+
+// readerCtx stops a long copy when the context is cancelled.
+type readerCtx struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (r readerCtx) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return r.r.Read(p)
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
