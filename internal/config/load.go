@@ -55,7 +55,11 @@ func Load(path, versionOverride string) (*Config, error) {
 func Parse(data []byte, name string) (*Config, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, fmt.Errorf("%s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+			return nil, fmt.Errorf("%s:%s: %s", name, m[1], m[2])
+		}
+		return nil, fmt.Errorf("%s: %s", name, msg)
 	}
 	if len(root.Content) == 0 {
 		return nil, fmt.Errorf("%s: the config is empty", name)
@@ -145,17 +149,38 @@ func yamlFields(t reflect.Type) map[string]reflect.Type {
 	return out
 }
 
+// suggest names the known key closest to a misspelt one, if any is close.
 func suggest(key string, fields map[string]reflect.Type) string {
-	var names []string
+	best, bestDist := "", 3
 	for name := range fields {
-		names = append(names, name)
-	}
-	for _, name := range names {
-		if strings.EqualFold(strings.ReplaceAll(name, "_", ""), strings.ReplaceAll(strings.ReplaceAll(key, "-", ""), "_", "")) {
-			return fmt.Sprintf(" (did you mean %q?)", name)
+		if d := editDistance(strings.ReplaceAll(key, "-", "_"), name); d < bestDist || (d == bestDist && name < best) {
+			best, bestDist = name, d
 		}
 	}
-	return ""
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }
 
 func join(path, key string) string {
@@ -183,7 +208,7 @@ func (w *walker) explain(err error) error {
 	}
 	byLine := map[int]string{}
 	for p, l := range w.lines {
-		if q, ok := byLine[l]; !ok || len(p) < len(q) {
+		if q, ok := byLine[l]; !ok || len(p) > len(q) { // the most specific key
 			byLine[l] = p
 		}
 	}
