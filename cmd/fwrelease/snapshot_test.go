@@ -202,12 +202,21 @@ func TestSnapshotTarballLayout(t *testing.T) {
 			if c.Top != "flash-worker" || string(c.Version) != "1.2.0\n" {
 				t.Errorf("top %q, .version %q", c.Top, c.Version)
 			}
+			// The C extension must be the build for the target's ABI, not the host's.
+			abi := "cpython-" + strings.ReplaceAll(art.Target.Python, ".", "") + "-x86_64-linux-gnu.so"
+			foundExt := false
 			modes := map[string]int64{}
 			for _, m := range c.Members {
 				modes[m.Name] = m.Mode
+				if strings.HasSuffix(m.Name, ".so") {
+					foundExt = strings.HasSuffix(m.Name, abi)
+				}
 				if strings.Contains(m.Name, "__pycache__") || strings.HasSuffix(m.Name, ".pyc") || strings.HasSuffix(m.Name, "/RECORD") {
 					t.Errorf("%s should have been slimmed", m.Name)
 				}
+			}
+			if !foundExt {
+				t.Errorf("no fwdemo_speedups extension built for %s (want *%s)", art.Target.ID, abi)
 			}
 			if modes["flash-worker/bootstrap.sh"] != 0o755 || modes["flash-worker/src/handler.py"] != 0o644 {
 				t.Errorf("modes: bootstrap.sh %o, handler.py %o", modes["flash-worker/bootstrap.sh"], modes["flash-worker/src/handler.py"])
@@ -224,7 +233,7 @@ func TestSnapshotTarballLayout(t *testing.T) {
 			for _, p := range meta.Packages {
 				names = append(names, p.Name+"=="+p.Version)
 			}
-			if strings.Join(names, " ") != "fwdemo-greet==0.1.0 fwdemo-text==0.1.0" {
+			if strings.Join(names, " ") != "fwdemo-greet==0.1.0 fwdemo-speedups==0.1.0 fwdemo-text==0.1.0" {
 				t.Errorf("packages %v", names)
 			}
 			if got := treeSHA256(t, f.Name()); got != meta.TreeSHA256 {

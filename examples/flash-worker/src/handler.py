@@ -16,16 +16,20 @@ from version import __version__
 def handler(job):
     from fwdemo_greet import greet
 
+    from fwdemo_speedups import checksum
+
     name = job.get("input", {}).get("name", "world")
-    return {"output": greet(name)}
+    return {"output": greet(name), "checksum": checksum(name)}
 
 
 def selftest():
     import fwdemo_greet
+    import fwdemo_speedups  # a C extension: fails on the wrong CPython ABI
     import fwdemo_text
 
     assert fwdemo_text.shout("ok") == "OK!"
     assert fwdemo_greet.greet("x")
+    assert fwdemo_speedups.checksum("flash") == fwdemo_speedups.checksum("flash") > 0
     python = "%d.%d" % sys.version_info[:2]
     print("flash-worker %s ok python %s" % (__version__, python))
     return 0
