@@ -1,0 +1,202 @@
+package build
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/runpod-workers/fwrelease/internal/config"
+	"github.com/runpod-workers/fwrelease/internal/target"
+)
+
+func writeFile(t *testing.T, path, content string, mode os.FileMode) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStage(t *testing.T) {
+	src := t.TempDir()
+	writeFile(t, filepath.Join(src, "src", "a.py"), "a", 0o600)
+	writeFile(t, filepath.Join(src, "src", "b.py"), "b", 0o644)
+	writeFile(t, filepath.Join(src, "scripts", "boot"), "#!/bin/sh\n", 0o644)
+	writeFile(t, filepath.Join(src, "conf", "x", "y.txt"), "y", 0o644)
+	root := t.TempDir()
+	err := stage(src, root, []config.File{
+		{Src: "src/*.py", Dst: "src/"},
+		{Src: "scripts/boot", Dst: "bootstrap.sh", Mode: "0755"},
+		{Src: "conf"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, mode := range map[string]os.FileMode{"src/a.py": 0o644, "src/b.py": 0o644, "bootstrap.sh": 0o755, "conf/x/y.txt": 0o644} {
+		info, err := os.Stat(filepath.Join(root, name))
+		if err != nil {
+			t.Errorf("%s not staged: %v", name, err)
+			continue
+		}
+		if info.Mode().Perm() != mode {
+			t.Errorf("%s: mode %o, want %o", name, info.Mode().Perm(), mode)
+		}
+	}
+}
+
+func TestStageRefuses(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, src string)
+		files []config.File
+		want  string
+	}{
+		{"glob matches nothing", nil, []config.File{{Src: "src/*.py", Dst: "src/"}}, `files[0].src "src/*.py": matches nothing`},
+		{"missing file", nil, []config.File{{Src: "bootstrap.sh"}}, `files[0].src "bootstrap.sh": not found`},
+		{"many files to one name", func(t *testing.T, src string) {
+			writeFile(t, filepath.Join(src, "a.py"), "", 0o644)
+			writeFile(t, filepath.Join(src, "b.py"), "", 0o644)
+		}, []config.File{{Src: "*.py", Dst: "main.py"}}, `matches 2 files, so dst "main.py" must end in /`},
+		{"two specs, one file", func(t *testing.T, src string) {
+			writeFile(t, filepath.Join(src, "a.py"), "", 0o644)
+		}, []config.File{{Src: "a.py", Dst: "x.py"}, {Src: "a.py", Dst: "x.py"}}, "both write"},
+		{"symlink out of the source tree", func(t *testing.T, src string) {
+			os.Symlink("/etc/hostname", filepath.Join(src, "leak"))
+		}, []config.File{{Src: "leak"}}, "leaves the source tree"},
+		{"fifo", func(t *testing.T, src string) {
+			syscall.Mkfifo(filepath.Join(src, "pipe"), 0o644)
+		}, []config.File{{Src: "pipe"}}, "special file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := t.TempDir()
+			if tt.setup != nil {
+				tt.setup(t, src)
+			}
+			err := stage(src, t.TempDir(), tt.files)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("stage error = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestInstallerCommands(t *testing.T) {
+	tg := target.Target{Python: "3.12", Accel: "cu128", OS: "linux", Arch: "aarch64"}
+	d := config.Deps{
+		Requirements: "/w/requirements.txt", FindLinks: []string{"/w/wheels"}, NoIndex: true, Manylinux: "2_28",
+		IndexURL:       "https://pypi.example/simple",
+		ExtraIndexURLs: []string{"https://extra.example/simple"},
+		Accel:          map[string]config.AccelDeps{"cu128": {ExtraIndexURLs: []string{"https://download.pytorch.org/whl/cu128"}, Requirements: "/w/cu128.txt"}},
+	}
+	pipCmd := strings.Join(pip{python: "python3"}.Command(tg, "/out", d), " ")
+	for _, want := range []string{
+		"python3 -m pip install --target /out --python-version 3.12 --implementation cp --abi cp312 --abi abi3 --abi none --only-binary :all: --no-compile",
+		"--platform manylinux_2_28_aarch64", "--platform manylinux_2_17_aarch64", "--platform manylinux2014_aarch64",
+		"--index-url https://pypi.example/simple --extra-index-url https://extra.example/simple --extra-index-url https://download.pytorch.org/whl/cu128 --find-links /w/wheels --no-index",
+		"--requirement /w/requirements.txt --requirement /w/cu128.txt",
+	} {
+		if !strings.Contains(pipCmd, want) {
+			t.Errorf("pip command\n  %s\nlacks\n  %s", pipCmd, want)
+		}
+	}
+	if strings.Contains(pipCmd, "x86_64") || strings.Contains(pipCmd, "manylinux1_") {
+		t.Errorf("pip command for aarch64 names x86_64 or manylinux1 tags: %s", pipCmd)
+	}
+	uvCmd := strings.Join(uv{path: "uv"}.Command(tg, "/out", d), " ")
+	for _, want := range []string{"uv pip install --target /out --python-version 3.12 --python-platform aarch64-manylinux_2_28 --only-binary :all:", "--no-index", "--requirement /w/cu128.txt"} {
+		if !strings.Contains(uvCmd, want) {
+			t.Errorf("uv command\n  %s\nlacks\n  %s", uvCmd, want)
+		}
+	}
+}
+
+// A requirement with no wheel for the target must fail naming the target
+// and showing pip's own explanation, using the real pip.
+func TestInstallMissingWheelNamesTarget(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs pip; skipped with -short")
+	}
+	inst, err := chooseInstaller()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "req.txt"), "no-such-package-fw==1.0\n", 0o644)
+	os.MkdirAll(filepath.Join(dir, "wheels"), 0o755)
+	tg := target.Target{Python: "3.11", Accel: "cpu", OS: "linux", Arch: "x86_64"}
+	err = installDeps(context.Background(), inst, tg, filepath.Join(dir, "out"), config.Deps{Requirements: filepath.Join(dir, "req.txt"), FindLinks: []string{filepath.Join(dir, "wheels")}, NoIndex: true, Manylinux: "2_28"})
+	if err == nil || !strings.Contains(err.Error(), "py3.11-cpu-linux-x86_64") || !strings.Contains(err.Error(), "no-such-package-fw") {
+		t.Errorf("error = %v; want it to name the target and the requirement", err)
+	}
+}
+
+// uv is the installer of real CI; here it runs only where uv is installed.
+func TestInstallWithUV(t *testing.T) {
+	path, err := exec.LookPath("uv")
+	if err != nil {
+		t.Skip("uv is not on PATH (it cannot be installed on this machine); the uv command line is checked by TestInstallerCommands")
+	}
+	wheels, _ := filepath.Abs("../../examples/flash-worker/wheelhouse")
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "req.txt"), "fwdemo-greet==0.1.0\nfwdemo-speedups==0.1.0\n", 0o644)
+	tg := target.Target{Python: "3.12", Accel: "cpu", OS: "linux", Arch: "x86_64"}
+	out := filepath.Join(dir, "out")
+	if err := installDeps(context.Background(), uv{path: path}, tg, out, config.Deps{Requirements: filepath.Join(dir, "req.txt"), FindLinks: []string{wheels}, NoIndex: true, Manylinux: "2_28"}); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(out, "fwdemo_speedups", "*cpython-312*.so")); len(m) != 1 {
+		t.Errorf("uv did not install the cp312 build: %v", m)
+	}
+}
+
+func TestNormaliseScripts(t *testing.T) {
+	sp := t.TempDir()
+	writeFile(t, filepath.Join(sp, "bin", "tool"), "#!/root/.pyenv/versions/3.11.7/bin/python3.11\nimport sys\n", 0o755)
+	writeFile(t, filepath.Join(sp, "bin", "run.sh"), "#!/bin/sh\necho\n", 0o755)
+	writeFile(t, filepath.Join(sp, "tool-1.0.dist-info", "RECORD"), "tool/__init__.py,sha256=abc,3\nbin/tool,sha256=def,40\n../../bin/tool,sha256=def,40\n", 0o644)
+	if err := normaliseScripts(sp); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(sp, "bin", "tool")); string(got) != "#!/usr/bin/env python3\nimport sys\n" {
+		t.Errorf("tool = %q", got)
+	}
+	if got, _ := os.ReadFile(filepath.Join(sp, "bin", "run.sh")); string(got) != "#!/bin/sh\necho\n" {
+		t.Errorf("a shell script was rewritten: %q", got)
+	}
+	if got, _ := os.ReadFile(filepath.Join(sp, "tool-1.0.dist-info", "RECORD")); string(got) != "tool/__init__.py,sha256=abc,3\nbin/tool,,\n../../bin/tool,,\n" {
+		t.Errorf("RECORD = %q", got)
+	}
+}
+
+func TestSlimReportsWhatItRemoved(t *testing.T) {
+	sp := t.TempDir()
+	writeFile(t, filepath.Join(sp, "pkg", "__init__.py"), "x", 0o644)
+	writeFile(t, filepath.Join(sp, "pkg", "__pycache__", "__init__.cpython-311.pyc"), "12345", 0o644)
+	writeFile(t, filepath.Join(sp, "pkg", "old.pyc"), "123", 0o644)
+	writeFile(t, filepath.Join(sp, "pkg-1.0.dist-info", "RECORD"), "1234567", 0o644)
+	writeFile(t, filepath.Join(sp, "pkg-1.0.dist-info", "INSTALLER"), "pip\n", 0o644)
+	writeFile(t, filepath.Join(sp, "pkg-1.0.dist-info", "METADATA"), "Name: pkg\nVersion: 1.0\n", 0o644)
+	got, err := slim(sp, slimRules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []SlimResult{{"bytecode caches", 2, 8}, {"installer metadata", 2, 11}}
+	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("slim = %+v, want %+v", got, want)
+	}
+	for _, keep := range []string{"pkg/__init__.py", "pkg-1.0.dist-info/METADATA"} {
+		if _, err := os.Stat(filepath.Join(sp, keep)); err != nil {
+			t.Errorf("%s removed", keep)
+		}
+	}
+	if pkgs, err := installedPackages(sp); err != nil || len(pkgs) != 1 || pkgs[0] != (Package{"pkg", "1.0"}) {
+		t.Errorf("installedPackages = %v, %v", pkgs, err)
+	}
+}
