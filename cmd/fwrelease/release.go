@@ -1,14 +1,17 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"github.com/runpod-workers/fwrelease/internal/publish"
 	"github.com/runpod-workers/fwrelease/internal/release"
+	"github.com/runpod-workers/fwrelease/internal/sign"
 )
 
 type releaseOptions struct {
@@ -34,20 +37,29 @@ func newRelease(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// A snapshot publishes into dist/ only, and starts that tree
+			// afresh: its ephemeral key signs differently every run.
 			localDir := filepath.Join(g.dist, "local")
-			if cfg.Publish.Local != nil && cfg.Publish.Local.Dir != "" {
-				localDir = cfg.Publish.Local.Dir
+			if err := os.RemoveAll(localDir); err != nil {
+				return err
 			}
+			signer, err := snapshotSigner(cmd.Context(), g.dist)
+			if err != nil {
+				return err
+			}
+			local := &publish.Local{Dir: localDir}
 			r := &release.Release{Dist: g.dist}
 			steps := []release.Step{
 				&release.BuildStep{Builder: b, Targets: targets, Release: r},
-				&release.PublishStep{Publisher: &publish.Local{Dir: localDir}, Release: r},
-				&release.ManifestStep{Release: r},
+				&release.SignStep{Signer: signer, Release: r},
+				&release.PublishStep{Publisher: local, Release: r},
+				&release.PublishStep{Publisher: local, Release: r, Signatures: true},
+				&release.ManifestStep{Release: r, Signer: signer, Publishers: []publish.Publisher{local}},
 			}
 			if err := release.Run(cmd.Context(), g.logger(), steps); err != nil {
 				return err
 			}
-			fmt.Fprintln(g.stdout, filepath.Join(g.dist, "manifest.json"))
+			fmt.Fprintln(g.stdout, filepath.Join(g.dist, release.ManifestFile))
 			return nil
 		},
 	}
@@ -57,4 +69,28 @@ func newRelease(g *globalOptions) *cobra.Command {
 	f.BoolVar(&o.noSlim, "no-slim", false, "ship dependencies as installed")
 	f.StringVar(&o.version, "version", "", "the release version, overriding the config")
 	return cmd
+}
+
+// snapshotSigner makes an ephemeral key and writes its public half to
+// dist/snapshot.pub, so the snapshot can be verified like a release.
+func snapshotSigner(ctx context.Context, dist string) (*sign.Signer, error) {
+	sv, err := sign.Ephemeral()
+	if err != nil {
+		return nil, err
+	}
+	s, err := sign.New(ctx, sv)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := s.PublicKeyPEM()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dist, 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dist, "snapshot.pub"), pub, 0o644); err != nil {
+		return nil, err
+	}
+	return s, nil
 }

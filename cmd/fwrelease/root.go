@@ -43,6 +43,8 @@ func newRoot() *cobra.Command {
 		newBuild(g),
 		newRelease(g),
 		newManifest(g),
+		newSign(g),
+		newVerify(g),
 		newInspect(g),
 		newVersion(g),
 	)

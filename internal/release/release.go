@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"path"
 	"path/filepath"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/runpod-workers/fwrelease/internal/build"
 	"github.com/runpod-workers/fwrelease/internal/manifest"
 	"github.com/runpod-workers/fwrelease/internal/publish"
+	"github.com/runpod-workers/fwrelease/internal/sign"
 	"github.com/runpod-workers/fwrelease/internal/target"
 )
 
@@ -63,39 +65,74 @@ func (s *BuildStep) Run(ctx context.Context) error {
 	return nil
 }
 
-// PublishStep puts every tarball on one channel and records its URL.
+// PublishStep puts every tarball (or, with Signatures, every tarball's
+// bundle) on one channel and records the URLs in the shards.
 type PublishStep struct {
-	Publisher publish.Publisher
-	Release   *Release
+	Publisher  publish.Publisher
+	Release    *Release
+	Signatures bool
 }
 
-func (s *PublishStep) String() string { return "publish artifacts to " + s.Publisher.Name() }
+func (s *PublishStep) String() string {
+	if s.Signatures {
+		return "publish signatures to " + s.Publisher.Name()
+	}
+	return "publish artifacts to " + s.Publisher.Name()
+}
 
 func (s *PublishStep) Run(ctx context.Context) error {
 	for i := range s.Release.Shards {
 		a := &s.Release.Shards[i]
-		obj := publish.Object{
-			Key:    path.Join("v"+a.Release.Version, a.File),
-			Path:   filepath.Join(s.Release.Dist, a.File),
-			Size:   a.Size,
-			SHA256: a.SHA256,
+		file, urls := a.File, &a.URLs
+		if s.Signatures {
+			if a.Signature == nil {
+				continue
+			}
+			file, urls = a.Signature.Bundle, &a.Signature.URLs
+		}
+		obj, err := objectFor(s.Release.Dist, a.Release.Version, file)
+		if err != nil {
+			return err
+		}
+		if !s.Signatures && (obj.SHA256 != a.SHA256 || obj.Size != a.Size) {
+			return fmt.Errorf("%s is %d bytes sha256 %s, but its shard says %d bytes sha256 %s; rebuild it", obj.Path, obj.Size, obj.SHA256, a.Size, a.SHA256)
 		}
 		u, err := s.Publisher.Publish(ctx, obj)
 		if err != nil {
 			return fmt.Errorf("%s: %w", a.Target.ID, err)
 		}
-		a.URLs = append(a.URLs, u)
+		*urls = append(*urls, u)
 	}
 	return nil
 }
 
-// ManifestStep merges the shards into dist/manifest.json. It runs after
-// every artifact is in place, so the manifest never names a missing file.
-type ManifestStep struct {
-	Release *Release
+// objectFor describes dist/file as the object v{version}/file.
+func objectFor(dist, version, file string) (publish.Object, error) {
+	p := filepath.Join(dist, file)
+	info, err := os.Stat(p)
+	if err != nil {
+		return publish.Object{}, err
+	}
+	sum, err := fileSHA256(p)
+	if err != nil {
+		return publish.Object{}, err
+	}
+	return publish.Object{Key: path.Join("v"+version, file), Path: p, Size: info.Size(), SHA256: sum}, nil
 }
 
-func (s *ManifestStep) String() string { return "write manifest" }
+// ManifestFile is the release manifest's name in dist/ and on every channel.
+const ManifestFile = "manifest.json"
+
+// ManifestStep merges the shards into dist/manifest.json, signs it, and
+// publishes both. It runs after every artifact and signature is in place,
+// so the manifest never names a missing file.
+type ManifestStep struct {
+	Release    *Release
+	Signer     *sign.Signer // nil: unsigned
+	Publishers []publish.Publisher
+}
+
+func (s *ManifestStep) String() string { return "write, sign and publish the manifest" }
 
 func (s *ManifestStep) Run(ctx context.Context) error {
 	m, err := manifest.New(s.Release.Shards)
@@ -103,5 +140,29 @@ func (s *ManifestStep) Run(ctx context.Context) error {
 		return err
 	}
 	s.Release.Manifest = m
-	return manifest.WriteFile(filepath.Join(s.Release.Dist, "manifest.json"), m)
+	mpath := filepath.Join(s.Release.Dist, ManifestFile)
+	if err := manifest.WriteFile(mpath, m); err != nil {
+		return err
+	}
+	files := []string{ManifestFile}
+	if s.Signer != nil {
+		if _, err := s.Signer.SignFile(ctx, mpath); err != nil {
+			return err
+		}
+		files = append(files, ManifestFile+sign.BundleSuffix)
+	}
+	for _, p := range s.Publishers {
+		// The signature first: a reader who finds the manifest finds its
+		// signature too.
+		for i := len(files) - 1; i >= 0; i-- {
+			obj, err := objectFor(s.Release.Dist, m.Version, files[i])
+			if err != nil {
+				return err
+			}
+			if _, err := p.Publish(ctx, obj); err != nil {
+				return fmt.Errorf("publishing %s: %w", files[i], err)
+			}
+		}
+	}
+	return nil
 }

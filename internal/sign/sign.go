@@ -46,8 +46,14 @@ func New(ctx context.Context, sv signature.SignerVerifier) (*Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("key type: %w", err)
 	}
-	if details.GetHashType() == crypto.Hash(0) {
-		return nil, errors.New("Ed25519 keys sign whole messages, not digests; use an ECDSA or RSA key")
+	switch details.GetHashType() {
+	case crypto.SHA256:
+	case crypto.Hash(0):
+		return nil, errors.New("Ed25519 keys sign whole messages, not digests; use an ECDSA P-256 or RSA key")
+	default:
+		// Everything downstream (manifest, verify, the start command) speaks
+		// sha256; one digest per file keeps it that way.
+		return nil, fmt.Errorf("%s keys sign %s digests; use an ECDSA P-256 or RSA key, which sign sha256", details.GetSignatureAlgorithm(), details.GetHashType())
 	}
 	return &Signer{sv: sv, details: details, pub: pub, opts: sgsign.BundleOptions{Context: ctx}}, nil
 }

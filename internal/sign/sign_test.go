@@ -164,7 +164,7 @@ func TestRefusesEd25519(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := New(ctx, sv); err == nil || !strings.Contains(err.Error(), "use an ECDSA or RSA key") {
+	if _, err := New(ctx, sv); err == nil || !strings.Contains(err.Error(), "use an ECDSA P-256 or RSA key") {
 		t.Errorf("ed25519: %v", err)
 	}
 }

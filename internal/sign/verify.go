@@ -105,3 +105,12 @@ func digestAlgorithm(b *bundle.Bundle) (string, crypto.Hash, error) {
 	}
 	return "", 0, fmt.Errorf("unsupported digest algorithm %s", ms.GetMessageDigest().GetAlgorithm())
 }
+
+// ParseBundle decodes a bundle's JSON.
+func ParseBundle(data []byte) (*bundle.Bundle, error) {
+	var b bundle.Bundle
+	if err := b.UnmarshalJSON(data); err != nil {
+		return nil, fmt.Errorf("decoding bundle: %w", err)
+	}
+	return &b, nil
+}

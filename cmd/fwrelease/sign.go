@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/runpod-workers/fwrelease/internal/manifest"
+	"github.com/runpod-workers/fwrelease/internal/release"
+	"github.com/runpod-workers/fwrelease/internal/sign"
+)
+
+type signOptions struct {
+	key     string
+	keyless bool
+}
+
+func newSign(g *globalOptions) *cobra.Command {
+	o := &signOptions{}
+	cmd := &cobra.Command{
+		Use:   "sign",
+		Short: "Sign every tarball in dist/ (and manifest.json) with Sigstore bundles; write SHA256SUMS",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			s, err := makeSigner(ctx, g, o)
+			if err != nil {
+				return err
+			}
+			shards, err := manifest.ReadShards(g.dist)
+			if err != nil {
+				return err
+			}
+			r := &release.Release{Dist: g.dist, Shards: shards}
+			if err := (&release.SignStep{Signer: s, Release: r}).Run(ctx); err != nil {
+				return err
+			}
+			for _, a := range r.Shards {
+				fmt.Fprintln(g.stdout, filepath.Join(g.dist, a.Signature.Bundle))
+			}
+			mpath := filepath.Join(g.dist, release.ManifestFile)
+			if _, err := os.Stat(mpath); err == nil {
+				b, err := s.SignFile(ctx, mpath)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(g.stdout, b)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&o.key, "key", "", "signing key: a PEM file, env://VAR or a KMS URI (default: sign.key in the config)")
+	cmd.Flags().BoolVar(&o.keyless, "keyless", false, "sign with a Fulcio certificate from the CI's OIDC token")
+	cmd.MarkFlagsMutuallyExclusive("key", "keyless")
+	return cmd
+}
+
+// makeSigner picks the key from the flags, else from the config.
+func makeSigner(ctx context.Context, g *globalOptions, o *signOptions) (*sign.Signer, error) {
+	key, keyless := o.key, o.keyless
+	if key == "" && !keyless {
+		cfg, err := g.loadConfig("")
+		if err != nil {
+			return nil, fmt.Errorf("no --key or --keyless, and the config gives none: %w", err)
+		}
+		key, keyless = cfg.Sign.Key, cfg.Sign.Keyless
+	}
+	if keyless {
+		return nil, errors.New("keyless signing (Fulcio and Rekor) is not implemented in this version; sign with --key")
+	}
+	if key == "" {
+		return nil, usageError{errors.New("no signing key: pass --key (a PEM file, env://VAR or a KMS URI) or set sign.key in the config")}
+	}
+	sv, err := sign.LoadKey(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return sign.New(ctx, sv)
+}

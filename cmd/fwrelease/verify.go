@@ -1,0 +1,114 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"text/tabwriter"
+
+	"github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/spf13/cobra"
+
+	"github.com/runpod-workers/fwrelease/internal/sign"
+	"github.com/runpod-workers/fwrelease/internal/verify"
+)
+
+type verifyOptions struct {
+	channels    []string
+	key         string
+	identity    string
+	issuer      string
+	trustedRoot string
+}
+
+func newVerify(g *globalOptions) *cobra.Command {
+	o := &verifyOptions{}
+	cmd := &cobra.Command{
+		Use:   "verify MANIFEST",
+		Short: "Verify a release: the manifest's signature, then every artifact on every channel",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			v, err := makeVerifier(o)
+			if err != nil {
+				return err
+			}
+			m, checks, err := verify.Release(cmd.Context(), a[0], verify.Options{
+				Verifier: v, Channels: o.channels, AllowInsecure: g.allowInsecure, Log: g.logger(),
+			})
+			if m != nil {
+				if perr := printChecks(g, a[0], m.Version, checks); perr != nil {
+					return perr
+				}
+			}
+			if errors.Is(err, verify.ErrFailed) && len(checks) > 0 {
+				return fmt.Errorf("%s: %d of %d checks failed (see the table)", a[0], countFailed(checks), len(checks))
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&o.channels, "channel", nil, "check only this channel: local, s3, github (repeatable)")
+	f.StringVar(&o.key, "key", "", "the public key the release was signed with (PEM)")
+	f.StringVar(&o.identity, "certificate-identity", "", "keyless: the signer's identity (e.g. the release workflow's URL)")
+	f.StringVar(&o.issuer, "certificate-oidc-issuer", "", "keyless: the OIDC issuer (e.g. https://token.actions.githubusercontent.com)")
+	f.StringVar(&o.trustedRoot, "trusted-root", "", "keyless: a Sigstore trusted_root.json")
+	return cmd
+}
+
+func makeVerifier(o *verifyOptions) (*sign.Verifier, error) {
+	switch {
+	case o.key != "" && (o.identity != "" || o.issuer != ""):
+		return nil, usageError{errors.New("give either --key or --certificate-identity/--certificate-oidc-issuer, not both")}
+	case o.key != "":
+		pub, err := os.ReadFile(o.key)
+		if err != nil {
+			return nil, fmt.Errorf("reading --key: %w", err)
+		}
+		return sign.NewKeyVerifier(pub)
+	case o.identity != "" && o.issuer != "":
+		if o.trustedRoot == "" {
+			return nil, usageError{errors.New("keyless verification needs --trusted-root (a Sigstore trusted_root.json)")}
+		}
+		tr, err := root.NewTrustedRootFromPath(o.trustedRoot)
+		if err != nil {
+			return nil, fmt.Errorf("reading --trusted-root: %w", err)
+		}
+		return sign.NewIdentityVerifier(tr, o.identity, o.issuer)
+	}
+	return nil, usageError{errors.New("say whom to trust: --key PUB, or --certificate-identity ID with --certificate-oidc-issuer URL")}
+}
+
+func printChecks(g *globalOptions, ref, version string, checks []verify.Check) error {
+	if g.json {
+		return json.NewEncoder(g.stdout).Encode(struct {
+			Manifest string         `json:"manifest"`
+			Version  string         `json:"version"`
+			Checks   []verify.Check `json:"checks"`
+		}{ref, version, checks})
+	}
+	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TARGET\tCHANNEL\tSIZE\tSHA256\tSIGNATURE\tRESULT")
+	for _, c := range checks {
+		result := "ok"
+		if !c.OK {
+			result = "FAIL: " + c.Error
+		}
+		short := c.SHA256
+		if len(short) > 12 {
+			short = short[:12]
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", c.Target, c.Channel, c.Size, short, c.Signature, result)
+	}
+	return tw.Flush()
+}
+
+func countFailed(checks []verify.Check) int {
+	n := 0
+	for _, c := range checks {
+		if !c.OK {
+			n++
+		}
+	}
+	return n
+}

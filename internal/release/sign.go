@@ -1,0 +1,75 @@
+package release
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/runpod-workers/fwrelease/internal/manifest"
+	"github.com/runpod-workers/fwrelease/internal/sign"
+)
+
+// SignStep signs every tarball of the release and writes SHA256SUMS.
+type SignStep struct {
+	Signer  *sign.Signer
+	Release *Release
+}
+
+func (s *SignStep) String() string { return "sign artifacts" }
+
+func (s *SignStep) Run(ctx context.Context) error {
+	for i := range s.Release.Shards {
+		a := &s.Release.Shards[i]
+		b, err := s.Signer.SignFile(ctx, filepath.Join(s.Release.Dist, a.File))
+		if err != nil {
+			return fmt.Errorf("%s: %w", a.Target.ID, err)
+		}
+		a.Signature = &manifest.Signature{Bundle: filepath.Base(b), URLs: []string{}}
+		// The shard on disk records the signature too, so a later publish
+		// or merge from this dist knows it.
+		if err := manifest.WriteFile(filepath.Join(s.Release.Dist, "shards", a.Target.ID+".json"), a); err != nil {
+			return err
+		}
+	}
+	return WriteChecksums(s.Release.Dist, s.Release.Shards)
+}
+
+// ChecksumsFile lists every tarball's sha256 in `sha256sum -c` format.
+const ChecksumsFile = "SHA256SUMS"
+
+// WriteChecksums writes dist/SHA256SUMS from the shards' digests, after
+// checking each against the file on disk.
+func WriteChecksums(dist string, shards []manifest.Shard) error {
+	var lines []string
+	for _, a := range shards {
+		sum, err := fileSHA256(filepath.Join(dist, a.File))
+		if err != nil {
+			return err
+		}
+		if sum != a.SHA256 {
+			return fmt.Errorf("%s has sha256 %s but its shard says %s; rebuild it", a.File, sum, a.SHA256)
+		}
+		lines = append(lines, fmt.Sprintf("%s  %s\n", a.SHA256, a.File))
+	}
+	sort.Strings(lines)
+	return os.WriteFile(filepath.Join(dist, ChecksumsFile), []byte(strings.Join(lines, "")), 0o644)
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("hashing %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}

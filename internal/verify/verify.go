@@ -1,0 +1,271 @@
+// Package verify checks a published release the way a consumer would meet
+// it: the manifest's signature, then every artifact on every channel,
+// downloaded as a stream and checked for size, digest, signature, a safe
+// layout and the version stamped inside (DESIGN §8).
+package verify
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/runpod-workers/fwrelease/internal/archive"
+	"github.com/runpod-workers/fwrelease/internal/manifest"
+	"github.com/runpod-workers/fwrelease/internal/sign"
+)
+
+// Options say whom to trust and what to fetch.
+type Options struct {
+	Verifier      *sign.Verifier // nil: signatures are not checked (and the report says so)
+	Channels      []string       // only these channels; empty: all
+	AllowInsecure bool           // plain http to loopback
+	HTTP          *http.Client
+	Log           *slog.Logger
+}
+
+// Check is the outcome for one artifact on one channel.
+type Check struct {
+	Target    string `json:"target"`
+	Channel   string `json:"channel"`
+	URL       string `json:"url"`
+	Size      int64  `json:"size"`
+	SHA256    string `json:"sha256"`
+	Signature string `json:"signature"` // "ok", "unchecked", or the failure
+	OK        bool   `json:"ok"`
+	Error     string `json:"error,omitempty"`
+}
+
+// ErrFailed is returned when any check failed; the checks say which.
+var ErrFailed = errors.New("verification failed")
+
+// Release verifies the manifest at ref (a path or URL) and every artifact
+// it lists.
+func Release(ctx context.Context, ref string, o Options) (*manifest.Manifest, []Check, error) {
+	if o.HTTP == nil {
+		o.HTTP = http.DefaultClient
+	}
+	data, err := o.fetchAll(ctx, ref)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading manifest: %w", err)
+	}
+	if o.Verifier != nil {
+		b, err := o.fetchAll(ctx, ref+sign.BundleSuffix)
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading the manifest's signature: %w", err)
+		}
+		if err := verifyBundle(o.Verifier, b, sha256Sum(data)); err != nil {
+			return nil, nil, fmt.Errorf("manifest %s: %w", ref, err)
+		}
+	}
+	m, err := manifest.Decode(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", ref, err)
+	}
+	var checks []Check
+	failed := false
+	for _, a := range m.Artifacts {
+		for i, u := range a.URLs {
+			ch := channelOf(u)
+			if !o.wanted(ch) {
+				continue
+			}
+			c := o.artifact(ctx, m, a, i, u)
+			c.Channel = ch
+			failed = failed || !c.OK
+			checks = append(checks, c)
+		}
+	}
+	if len(checks) == 0 {
+		return m, nil, fmt.Errorf("%w: no artifact URLs to check on channels %v", ErrFailed, o.Channels)
+	}
+	if failed {
+		return m, checks, ErrFailed
+	}
+	return m, checks, nil
+}
+
+func (o Options) wanted(channel string) bool {
+	if len(o.Channels) == 0 {
+		return true
+	}
+	for _, c := range o.Channels {
+		if c == channel {
+			return true
+		}
+	}
+	return false
+}
+
+// channelOf names the channel a URL belongs to, for reports and --channel.
+func channelOf(u string) string {
+	switch {
+	case strings.HasPrefix(u, "file://"):
+		return "local"
+	case strings.Contains(u, "/releases/download/"):
+		return "github"
+	}
+	return "s3"
+}
+
+func (o Options) artifact(ctx context.Context, m *manifest.Manifest, a manifest.Artifact, i int, u string) Check {
+	c := Check{Target: a.Target.ID, URL: u, Signature: "unchecked"}
+	fail := func(err error) Check {
+		c.Error = err.Error()
+		return c
+	}
+	body, err := o.open(ctx, u)
+	if err != nil {
+		return fail(err)
+	}
+	defer body.Close()
+	h := sha256.New()
+	counted := &countingReader{r: io.TeeReader(body, h)}
+	contents, err := archive.Read(counted)
+	if err != nil {
+		return fail(err)
+	}
+	if _, err := io.Copy(io.Discard, counted); err != nil { // the rest of the stream, for the digest
+		return fail(fmt.Errorf("reading %s: %w", u, err))
+	}
+	c.Size, c.SHA256 = counted.n, hex.EncodeToString(h.Sum(nil))
+	switch {
+	case c.Size != a.Size:
+		return fail(fmt.Errorf("size %d, manifest says %d", c.Size, a.Size))
+	case c.SHA256 != a.SHA256:
+		return fail(fmt.Errorf("sha256 %s, manifest says %s", c.SHA256, a.SHA256))
+	}
+	if err := checkInside(m, a, contents); err != nil {
+		return fail(err)
+	}
+	if o.Verifier != nil {
+		if a.Signature == nil || len(a.Signature.URLs) == 0 {
+			c.Signature = "missing"
+			return fail(errors.New("the manifest lists no signature for this artifact"))
+		}
+		su := a.Signature.URLs[min(i, len(a.Signature.URLs)-1)]
+		b, err := o.fetchAll(ctx, su)
+		if err != nil {
+			c.Signature = "unreadable"
+			return fail(err)
+		}
+		if err := verifyBundle(o.Verifier, b, h.Sum(nil)); err != nil {
+			c.Signature = "bad"
+			return fail(err)
+		}
+		c.Signature = "ok"
+	}
+	c.OK = true
+	return c
+}
+
+// checkInside compares .version and MANIFEST.json with the manifest.
+func checkInside(m *manifest.Manifest, a manifest.Artifact, c *archive.Contents) error {
+	if string(c.Version) != m.Version+"\n" {
+		return fmt.Errorf(".version is %q, the manifest says %q", c.Version, m.Version)
+	}
+	var meta struct {
+		Version       string `json:"version"`
+		Target        string `json:"target"`
+		PythonVersion string `json:"python_version"`
+		Accel         string `json:"accel"`
+	}
+	if err := json.Unmarshal(c.Manifest, &meta); err != nil {
+		return fmt.Errorf("MANIFEST.json: %w", err)
+	}
+	if meta.Version != m.Version || meta.Target != a.Target.ID || meta.PythonVersion != a.Target.Python || meta.Accel != a.Target.Accel {
+		return fmt.Errorf("MANIFEST.json says version %s target %s, the manifest says %s %s", meta.Version, meta.Target, m.Version, a.Target.ID)
+	}
+	return nil
+}
+
+func verifyBundle(v *sign.Verifier, data, digest []byte) error {
+	b, err := sign.ParseBundle(data)
+	if err != nil {
+		return err
+	}
+	return v.VerifyDigest(b, "sha256", digest)
+}
+
+// open streams a file:// or http(s):// URL, or a plain path.
+func (o Options) open(ctx context.Context, ref string) (io.ReadCloser, error) {
+	u, err := url.Parse(ref)
+	if err != nil || u.Scheme == "" {
+		return os.Open(ref)
+	}
+	switch u.Scheme {
+	case "file":
+		return os.Open(u.Path)
+	case "https":
+	case "http":
+		if !o.AllowInsecure || !isLoopback(u.Hostname()) {
+			return nil, fmt.Errorf("refusing plain-http URL %s: only loopback URLs, and only with --allow-insecure", ref)
+		}
+	default:
+		return nil, fmt.Errorf("unsupported URL scheme in %s", ref)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, ref, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := o.HTTP.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("GET %s: %s", ref, resp.Status)
+	}
+	return resp.Body, nil
+}
+
+const maxSmall = 16 << 20
+
+func (o Options) fetchAll(ctx context.Context, ref string) ([]byte, error) {
+	r, err := o.open(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	data, err := io.ReadAll(io.LimitReader(r, maxSmall+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", ref, err)
+	}
+	if len(data) > maxSmall {
+		return nil, fmt.Errorf("%s is larger than %d bytes", ref, maxSmall)
+	}
+	return data, nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func sha256Sum(b []byte) []byte {
+	s := sha256.Sum256(b)
+	return s[:]
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
