@@ -45,6 +45,8 @@ func newRoot() *cobra.Command {
 		newManifest(g),
 		newSign(g),
 		newVerify(g),
+		newPin(g),
+		newInject(g),
 		newInspect(g),
 		newVersion(g),
 	)
