@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/runpod-workers/fwrelease/internal/manifest"
+	"github.com/runpod-workers/fwrelease/schema"
 )
 
 func newManifest(g *globalOptions) *cobra.Command {
@@ -31,6 +32,13 @@ func newManifest(g *globalOptions) *cobra.Command {
 			}
 			m, err := manifest.New(shards)
 			if err != nil {
+				return fmt.Errorf("merging shards: %w", err)
+			}
+			data, err := manifest.Marshal(m)
+			if err != nil {
+				return err
+			}
+			if err := schema.ValidateManifest(data); err != nil {
 				return fmt.Errorf("merging shards: %w", err)
 			}
 			if err := manifest.WriteFile(out, m); err != nil {

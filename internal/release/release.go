@@ -17,6 +17,7 @@ import (
 	"github.com/runpod-workers/fwrelease/internal/publish"
 	"github.com/runpod-workers/fwrelease/internal/sign"
 	"github.com/runpod-workers/fwrelease/internal/target"
+	"github.com/runpod-workers/fwrelease/schema"
 )
 
 // Step is one stage of a release.
@@ -140,6 +141,9 @@ func (s *ManifestStep) Run(ctx context.Context) error {
 		return err
 	}
 	s.Release.Manifest = m
+	if err := checkSchema(m); err != nil {
+		return err
+	}
 	mpath := filepath.Join(s.Release.Dist, ManifestFile)
 	if err := manifest.WriteFile(mpath, m); err != nil {
 		return err
@@ -165,4 +169,13 @@ func (s *ManifestStep) Run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// checkSchema refuses to write a manifest that its consumers would reject.
+func checkSchema(m *manifest.Manifest) error {
+	data, err := manifest.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return schema.ValidateManifest(data)
 }
