@@ -97,7 +97,7 @@ func TestInstallerCommands(t *testing.T) {
 	}
 	pipCmd := strings.Join(pip{python: "python3"}.Command(tg, "/out", d), " ")
 	for _, want := range []string{
-		"python3 -m pip install --target /out --python-version 3.12 --implementation cp --abi cp312 --abi abi3 --abi none --only-binary :all: --no-compile",
+		"python3 -m pip install --isolated --target /out --python-version 3.12 --implementation cp --abi cp312 --abi abi3 --abi none --only-binary :all: --no-compile",
 		"--platform manylinux_2_28_aarch64", "--platform manylinux_2_17_aarch64", "--platform manylinux2014_aarch64",
 		"--index-url https://pypi.example/simple --extra-index-url https://extra.example/simple --extra-index-url https://download.pytorch.org/whl/cu128 --find-links /w/wheels --no-index",
 		"--requirement /w/requirements.txt --requirement /w/cu128.txt",

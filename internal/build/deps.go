@@ -47,6 +47,15 @@ func chooseInstaller() (installer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("no installer: neither uv nor %s is on PATH; install one, or set FWRELEASE_PYTHON to a Python with pip", py)
 	}
+	// Run the interpreter itself, not a wrapper such as pyenv's shim, which
+	// rehashes after every pip install and fails when builds run at once.
+	out, err := exec.Command(path, "-c", "import sys; print(sys.executable)").Output()
+	if err != nil {
+		return nil, fmt.Errorf("running %s: %w", path, err)
+	}
+	if real := strings.TrimSpace(string(out)); real != "" {
+		path = real
+	}
 	return pip{python: path}, nil
 }
 
@@ -102,6 +111,9 @@ func (pip) Name() string { return "pip" }
 func (p pip) Command(t target.Target, dest string, d config.Deps) []string {
 	abi := "cp" + strings.ReplaceAll(t.Python, ".", "")
 	args := []string{p.python, "-m", "pip", "install",
+		// Only the config decides what goes in: no pip.conf, no PIP_*
+		// variables from the build machine.
+		"--isolated",
 		"--target", dest,
 		"--python-version", t.Python,
 		"--implementation", "cp",

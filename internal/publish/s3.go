@@ -1,0 +1,289 @@
+package publish
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"path"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+	"golang.org/x/sync/errgroup"
+)
+
+// S3 publishes to a bucket under {prefix}/v{version}/{file}. Objects are
+// created with If-None-Match: * so two racing releases cannot overwrite each
+// other, carry their sha256 as metadata so a re-run can skip them without
+// reading them, and are uploaded in parts, from the file on disk, above a
+// threshold: memory stays at one buffer per part in flight.
+type S3 struct {
+	Client      *s3.Client
+	Bucket      string
+	Prefix      string
+	PublicURL   string // base URL of the bucket for the manifest; default: the endpoint's
+	Replace     bool
+	PartSize    int64 // default 16 MiB
+	Threshold   int64 // multipart above this; default 64 MiB
+	Concurrency int   // parts in flight; default 4
+	Log         *slog.Logger
+
+	// Uploaded counts artifact bytes sent, so tests and the summary can
+	// tell a no-op re-run from a real one.
+	Uploaded int64
+}
+
+var _ Publisher = (*S3)(nil)
+
+const (
+	shaMetaKey     = "sha256" // x-amz-meta-sha256: the whole object's hex sha256
+	immutableCache = "public, max-age=31536000, immutable"
+)
+
+func (p *S3) Name() string { return "s3" }
+
+func (p *S3) key(k string) string { return path.Join(p.Prefix, k) }
+
+// URL is where a consumer downloads key from.
+func (p *S3) URL(key string) string {
+	base := strings.TrimRight(p.PublicURL, "/")
+	return base + "/" + (&url.URL{Path: p.key(key)}).EscapedPath()
+}
+
+func (p *S3) Publish(ctx context.Context, obj Object) (string, error) {
+	key := p.key(obj.Key)
+	where := fmt.Sprintf("s3://%s/%s", p.Bucket, key)
+	have, exists, err := p.remoteSHA256(ctx, key)
+	if err != nil {
+		return "", fmt.Errorf("checking %s: %w", where, err)
+	}
+	if exists && have == obj.SHA256 {
+		p.logger().Debug("already published", "object", where)
+		return p.URL(obj.Key), nil
+	}
+	if exists && !p.Replace {
+		return "", fmt.Errorf("publishing %s to %s: %w (there: sha256 %s, ours: sha256 %s); pass --replace to overwrite", obj.Key, where, ErrExists, have, obj.SHA256)
+	}
+	if obj.Size > p.threshold() {
+		err = p.multipart(ctx, key, obj, exists)
+	} else {
+		err = p.put(ctx, key, obj, exists)
+	}
+	if err != nil {
+		return "", fmt.Errorf("uploading %s to %s: %w", obj.Path, where, err)
+	}
+	// Read back what the store now holds under the name.
+	got, ok, err := p.remoteSHA256(ctx, key)
+	if err != nil || !ok || got != obj.SHA256 {
+		return "", fmt.Errorf("reading back %s: sha256 %s, want %s (%v)", where, got, obj.SHA256, err)
+	}
+	p.logger().Info("uploaded", "object", where, "bytes", obj.Size)
+	return p.URL(obj.Key), nil
+}
+
+func (p *S3) threshold() int64 {
+	if p.Threshold > 0 {
+		return p.Threshold
+	}
+	return 64 << 20
+}
+
+func (p *S3) partSize() int64 {
+	if p.PartSize > 0 {
+		return p.PartSize
+	}
+	return 16 << 20
+}
+
+func (p *S3) logger() *slog.Logger {
+	if p.Log == nil {
+		return slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return p.Log
+}
+
+// remoteSHA256 is the object's sha256 from its metadata, or, for an object
+// someone else uploaded, from reading it.
+func (p *S3) remoteSHA256(ctx context.Context, key string) (string, bool, error) {
+	head, err := p.Client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &p.Bucket, Key: &key})
+	if isNotFound(err) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	if sum := head.Metadata[shaMetaKey]; sum != "" {
+		return sum, true, nil
+	}
+	out, err := p.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: &p.Bucket, Key: &key})
+	if err != nil {
+		return "", true, err
+	}
+	defer out.Body.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, out.Body); err != nil {
+		return "", true, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), true, nil
+}
+
+func (p *S3) put(ctx context.Context, key string, obj Object, replacing bool) error {
+	f, err := os.Open(obj.Path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sum, _ := hex.DecodeString(obj.SHA256)
+	in := &s3.PutObjectInput{
+		Bucket:         &p.Bucket,
+		Key:            &key,
+		Body:           f,
+		ContentLength:  aws.Int64(obj.Size),
+		ChecksumSHA256: aws.String(base64.StdEncoding.EncodeToString(sum)),
+		ContentType:    aws.String(contentType(key)),
+		CacheControl:   p.cacheControl(key),
+		Metadata:       map[string]string{shaMetaKey: obj.SHA256},
+	}
+	if !replacing {
+		in.IfNoneMatch = aws.String("*")
+	}
+	_, err = p.Client.PutObject(ctx, in)
+	if err != nil {
+		return err
+	}
+	p.Uploaded += obj.Size
+	return nil
+}
+
+// multipart uploads obj in parts read straight from the file, several at
+// a time, and aborts the upload on any failure so none is left open.
+func (p *S3) multipart(ctx context.Context, key string, obj Object, replacing bool) error {
+	created, err := p.Client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket:            &p.Bucket,
+		Key:               &key,
+		ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
+		ContentType:       aws.String(contentType(key)),
+		CacheControl:      p.cacheControl(key),
+		Metadata:          map[string]string{shaMetaKey: obj.SHA256},
+	})
+	if err != nil {
+		return err
+	}
+	abort := func(cause error) error {
+		// A fresh context: the upload must be aborted even when ctx was
+		// cancelled (Ctrl-C), or its parts are billed forever.
+		_, aerr := p.Client.AbortMultipartUpload(context.WithoutCancel(ctx), &s3.AbortMultipartUploadInput{Bucket: &p.Bucket, Key: &key, UploadId: created.UploadId})
+		return errors.Join(cause, aerr)
+	}
+	parts, err := p.uploadParts(ctx, key, *created.UploadId, obj)
+	if err != nil {
+		return abort(err)
+	}
+	in := &s3.CompleteMultipartUploadInput{
+		Bucket: &p.Bucket, Key: &key, UploadId: created.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+	}
+	if !replacing {
+		in.IfNoneMatch = aws.String("*")
+	}
+	if _, err := p.Client.CompleteMultipartUpload(ctx, in); err != nil {
+		// The SDK does not retry a Complete whose response was lost; the
+		// object may well be there. It is ours if it has our digest.
+		if got, ok, herr := p.remoteSHA256(ctx, key); herr == nil && ok && got == obj.SHA256 {
+			p.logger().Warn("completing the upload failed but the object is complete", "key", key, "error", err)
+			return nil
+		}
+		return abort(err)
+	}
+	return nil
+}
+
+func (p *S3) uploadParts(ctx context.Context, key, uploadID string, obj Object) ([]types.CompletedPart, error) {
+	f, err := os.Open(obj.Path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	size := p.partSize()
+	n := int((obj.Size + size - 1) / size)
+	parts := make([]types.CompletedPart, n)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
+	if p.Concurrency > 0 {
+		g.SetLimit(p.Concurrency)
+	}
+	for i := 0; i < n; i++ {
+		g.Go(func() error {
+			off := int64(i) * size
+			length := min(size, obj.Size-off)
+			// Each part is hashed, then sent, from the file: no part is
+			// held in memory.
+			h := sha256.New()
+			if _, err := io.Copy(h, io.NewSectionReader(f, off, length)); err != nil {
+				return err
+			}
+			sum := base64.StdEncoding.EncodeToString(h.Sum(nil))
+			num := int32(i + 1)
+			out, err := p.Client.UploadPart(gctx, &s3.UploadPartInput{
+				Bucket: &p.Bucket, Key: &key, UploadId: &uploadID, PartNumber: &num,
+				Body: io.NewSectionReader(f, off, length), ContentLength: aws.Int64(length),
+				ChecksumSHA256: &sum,
+			})
+			if err != nil {
+				return fmt.Errorf("part %d: %w", num, err)
+			}
+			parts[i] = types.CompletedPart{ETag: out.ETag, PartNumber: &num, ChecksumSHA256: out.ChecksumSHA256}
+			if parts[i].ChecksumSHA256 == nil {
+				parts[i].ChecksumSHA256 = &sum
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	p.Uploaded += obj.Size
+	return parts, nil
+}
+
+// cacheControl marks versioned keys immutable; latest.json is not.
+func (p *S3) cacheControl(key string) *string {
+	if strings.HasSuffix(key, "/latest.json") || key == "latest.json" {
+		return aws.String("no-cache")
+	}
+	return aws.String(immutableCache)
+}
+
+func contentType(key string) string {
+	switch {
+	case strings.HasSuffix(key, ".tar.gz"):
+		return "application/gzip"
+	case strings.HasSuffix(key, ".tar.zst"):
+		return "application/zstd"
+	case strings.HasSuffix(key, ".json"):
+		return "application/json"
+	}
+	return "application/octet-stream"
+}
+
+func isNotFound(err error) bool {
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode() {
+		case "NotFound", "NoSuchKey", "404":
+			return true
+		}
+	}
+	var nf *types.NotFound
+	var nsk *types.NoSuchKey
+	return errors.As(err, &nf) || errors.As(err, &nsk)
+}
