@@ -1,0 +1,122 @@
+// Package testserver starts the real servers the integration tests use, on
+// 127.0.0.1 only, and stops them when the test ends. A missing server fails
+// the test (it would otherwise pass without checking anything); -short
+// skips the tests that need one.
+package testserver
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Binary finds a Go-installed tool on PATH or in ~/go/bin.
+func Binary(t testing.TB, name, install string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	home, _ := os.UserHomeDir()
+	p := filepath.Join(home, "go", "bin", name)
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	t.Fatalf("%s not found on PATH or in ~/go/bin; install it: go install %s (.ci/run does)", name, install)
+	return ""
+}
+
+// FreeAddr returns a loopback address with a port nobody listens on.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// waitListening waits until addr accepts connections.
+func waitListening(t testing.TB, addr string, exited <-chan struct{}, logFile string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+			c.Close()
+			return
+		}
+		select {
+		case <-exited:
+			deadline = time.Now()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	log, _ := os.ReadFile(logFile)
+	t.Fatalf("the server did not start listening on %s:\n%s", addr, log)
+}
+
+// S3 is a running S3 server.
+type S3 struct {
+	Endpoint  string // http://127.0.0.1:PORT
+	AccessKey string
+	SecretKey string
+	Root      string // the posix backend's directory: one subdirectory per bucket
+}
+
+// StartS3 runs versitygw with the posix backend (it checks request
+// signatures) and creates the named buckets.
+func StartS3(t testing.TB, buckets ...string) *S3 {
+	t.Helper()
+	bin := Binary(t, "versitygw", "github.com/versity/versitygw/cmd/versitygw@v1.8.0")
+	root := t.TempDir()
+	for _, b := range buckets {
+		if err := os.MkdirAll(filepath.Join(root, b), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := &S3{AccessKey: "fwrelease-test", SecretKey: "fwrelease-test-secret-key", Root: root}
+	addr := FreeAddr(t)
+	s.Endpoint = "http://" + addr
+	logFile := filepath.Join(t.TempDir(), "versitygw.log")
+	out, err := os.Create(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--port", addr, "--access", s.AccessKey, "--secret", s.SecretKey, "--quiet", "posix", root)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting versitygw: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+		out.Close()
+	})
+	waitListening(t, addr, exited, logFile)
+	return s
+}
+
+// Env is the environment the AWS SDK reads credentials from.
+func (s *S3) Env() []string {
+	return []string{
+		"AWS_ACCESS_KEY_ID=" + s.AccessKey,
+		"AWS_SECRET_ACCESS_KEY=" + s.SecretKey,
+		"AWS_REGION=us-east-1",
+		"AWS_EC2_METADATA_DISABLED=true",
+	}
+}
+
+// SetEnv sets Env for the current test.
+func (s *S3) SetEnv(t *testing.T) {
+	for _, kv := range s.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+}
