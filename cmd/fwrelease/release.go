@@ -2,20 +2,23 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
 
+	"github.com/runpod-workers/fwrelease/internal/build"
+	"github.com/runpod-workers/fwrelease/internal/config"
 	"github.com/runpod-workers/fwrelease/internal/publish"
 	"github.com/runpod-workers/fwrelease/internal/release"
 	"github.com/runpod-workers/fwrelease/internal/sign"
+	"github.com/runpod-workers/fwrelease/internal/target"
 )
 
 type releaseOptions struct {
 	buildOptions
+	publishOptions
 	snapshot bool
 }
 
@@ -26,9 +29,6 @@ func newRelease(g *globalOptions) *cobra.Command {
 		Short: "Build, sign and publish every target to every channel in the config",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !o.snapshot {
-				return errors.New("only `release --snapshot` is available in this version; publishing to remote channels is not implemented yet")
-			}
 			cfg, err := g.loadConfig(o.version)
 			if err != nil {
 				return err
@@ -36,6 +36,9 @@ func newRelease(g *globalOptions) *cobra.Command {
 			b, targets, err := makeBuilder(cmd.Context(), g, cfg, &o.buildOptions)
 			if err != nil {
 				return err
+			}
+			if !o.snapshot {
+				return fullRelease(cmd.Context(), g, cfg, b, targets, o)
 			}
 			// A snapshot publishes into dist/ only, and starts that tree
 			// afresh: its ephemeral key signs differently every run.
@@ -55,6 +58,7 @@ func newRelease(g *globalOptions) *cobra.Command {
 				&release.PublishStep{Publisher: local, Release: r},
 				&release.PublishStep{Publisher: local, Release: r, Signatures: true},
 				&release.ManifestStep{Release: r, Signer: signer, Publishers: []publish.Publisher{local}},
+				&release.LatestStep{Release: r, Publishers: []publish.Publisher{local}},
 			}
 			if err := release.Run(cmd.Context(), g.logger(), steps); err != nil {
 				return err
@@ -68,7 +72,33 @@ func newRelease(g *globalOptions) *cobra.Command {
 	f.StringArrayVar(&o.targets, "target", nil, "release only this target ID (repeatable)")
 	f.BoolVar(&o.noSlim, "no-slim", false, "ship dependencies as installed")
 	f.StringVar(&o.version, "version", "", "the release version, overriding the config")
+	f.StringArrayVar(&o.to, "to", nil, "publish to this channel only (repeatable; default: every channel in the config)")
+	f.BoolVar(&o.replace, "replace", false, "overwrite a published file whose bytes differ")
+	f.BoolVar(&o.dryRun, "dry-run", false, "build and sign, but publish nothing")
+	f.StringVar(&o.key, "key", "", "signing key (default: sign.key in the config)")
+	f.BoolVar(&o.keyless, "keyless", false, "sign with a Fulcio certificate from the CI's OIDC token")
 	return cmd
+}
+
+// fullRelease builds, signs and publishes to every configured channel.
+func fullRelease(ctx context.Context, g *globalOptions, cfg *config.Config, b *build.Builder, targets []target.Target, o *releaseOptions) error {
+	signer, err := makeSigner(ctx, g, &o.signOptions)
+	if err != nil {
+		return err
+	}
+	r := &release.Release{Dist: g.dist}
+	steps := []release.Step{
+		&release.BuildStep{Builder: b, Targets: targets, Release: r},
+		&release.SignStep{Signer: signer, Release: r},
+	}
+	more, err := publishSteps(ctx, g, cfg, r, signer, &o.publishOptions)
+	if err != nil {
+		return err
+	}
+	if err := release.Run(ctx, g.logger(), append(steps, more...)); err != nil {
+		return err
+	}
+	return printSummary(g, r)
 }
 
 // snapshotSigner makes an ephemeral key and writes its public half to

@@ -45,6 +45,7 @@ func newRoot() *cobra.Command {
 		newManifest(g),
 		newSign(g),
 		newVerify(g),
+		newPublish(g),
 		newPin(g),
 		newInject(g),
 		newInspect(g),

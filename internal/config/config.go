@@ -107,6 +107,7 @@ type S3 struct {
 	Region    string `yaml:"region"`
 	Endpoint  string `yaml:"endpoint"`
 	PathStyle bool   `yaml:"path_style"`
+	PublicURL string `yaml:"public_url"` // where consumers download from (a CDN); default: the bucket's URL
 }
 
 type GitHub struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/url"
@@ -22,13 +23,47 @@ var _ Publisher = (*Local)(nil)
 
 func (l *Local) Name() string { return "local" }
 
-func (l *Local) Publish(ctx context.Context, obj Object) (string, error) {
-	dst := filepath.Join(l.Dir, filepath.FromSlash(obj.Key))
-	abs, err := filepath.Abs(dst)
+var (
+	_ Reader      = (*Local)(nil)
+	_ LatestMover = (*Local)(nil)
+)
+
+func (l *Local) path(key string) string { return filepath.Join(l.Dir, filepath.FromSlash(key)) }
+
+// URL is the file:// URL of key.
+func (l *Local) URL(key string) string {
+	abs, err := filepath.Abs(l.path(key))
 	if err != nil {
-		return "", err
+		abs = l.path(key)
 	}
-	u := (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}).String()
+	return (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}).String()
+}
+
+func (l *Local) Fetch(_ context.Context, key string) (io.ReadCloser, error) {
+	return os.Open(l.path(key))
+}
+
+func (l *Local) MoveLatest(ctx context.Context, version string, body []byte) (bool, error) {
+	p := l.path("latest.json")
+	if data, err := os.ReadFile(p); err == nil {
+		var cur Latest
+		if json.Unmarshal(data, &cur) == nil && !Newer(version, cur.Version) {
+			return false, nil
+		}
+	}
+	tmp := p + ".tmp"
+	if err := os.MkdirAll(l.Dir, 0o755); err != nil {
+		return false, err
+	}
+	if err := os.WriteFile(tmp, body, 0o644); err != nil {
+		return false, err
+	}
+	return true, os.Rename(tmp, p)
+}
+
+func (l *Local) Publish(ctx context.Context, obj Object) (string, error) {
+	dst := l.path(obj.Key)
+	u := l.URL(obj.Key)
 	if have, err := fileSHA256(dst); err == nil {
 		if have == obj.SHA256 {
 			return u, nil

@@ -1,10 +1,12 @@
 package publish
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -286,4 +288,51 @@ func isNotFound(err error) bool {
 	var nf *types.NotFound
 	var nsk *types.NoSuchKey
 	return errors.As(err, &nf) || errors.As(err, &nsk)
+}
+
+var (
+	_ Reader      = (*S3)(nil)
+	_ LatestMover = (*S3)(nil)
+)
+
+func (p *S3) Fetch(ctx context.Context, key string) (io.ReadCloser, error) {
+	k := p.key(key)
+	out, err := p.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: &p.Bucket, Key: &k})
+	if err != nil {
+		return nil, err
+	}
+	return out.Body, nil
+}
+
+// MoveLatest updates {prefix}/latest.json with a conditional write (the
+// ETag it read, or If-None-Match: * when there was none), so two releases
+// racing cannot move it backwards.
+func (p *S3) MoveLatest(ctx context.Context, version string, body []byte) (bool, error) {
+	key := p.key("latest.json")
+	in := &s3.PutObjectInput{
+		Bucket: &p.Bucket, Key: &key, Body: bytes.NewReader(body),
+		ContentType: aws.String("application/json"), CacheControl: aws.String("no-cache"),
+	}
+	cur, err := p.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: &p.Bucket, Key: &key})
+	switch {
+	case isNotFound(err):
+		in.IfNoneMatch = aws.String("*")
+	case err != nil:
+		return false, fmt.Errorf("reading s3://%s/%s: %w", p.Bucket, key, err)
+	default:
+		data, rerr := io.ReadAll(cur.Body)
+		cur.Body.Close()
+		if rerr != nil {
+			return false, rerr
+		}
+		var l Latest
+		if json.Unmarshal(data, &l) == nil && !Newer(version, l.Version) {
+			return false, nil
+		}
+		in.IfMatch = cur.ETag
+	}
+	if _, err := p.Client.PutObject(ctx, in); err != nil {
+		return false, fmt.Errorf("moving s3://%s/%s to %s: %w", p.Bucket, key, version, err)
+	}
+	return true, nil
 }

@@ -5,7 +5,10 @@ package release
 
 import (
 	"context"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path"
@@ -41,9 +44,18 @@ func Run(ctx context.Context, log *slog.Logger, steps []Step) error {
 
 // Release is the state the steps hand on: what was built, where it went.
 type Release struct {
-	Dist     string
+	Dist     string            // where manifest.json and new files are written
+	Dirs     map[string]string // target ID → directory holding its files, when not Dist
 	Shards   []manifest.Shard
 	Manifest *manifest.Manifest
+}
+
+// dir is where a target's tarball and bundle are.
+func (r *Release) dir(id string) string {
+	if d, ok := r.Dirs[id]; ok {
+		return d
+	}
+	return r.Dist
 }
 
 // BuildStep builds every target into the release's dist.
@@ -72,6 +84,10 @@ type PublishStep struct {
 	Publisher  publish.Publisher
 	Release    *Release
 	Signatures bool
+	// Verifier, when set, lets a re-run keep a bundle that is already
+	// published and valid for the artifact, rather than fail because this
+	// run's signature has other bytes (signatures are not deterministic).
+	Verifier *sign.Verifier
 }
 
 func (s *PublishStep) String() string {
@@ -87,11 +103,11 @@ func (s *PublishStep) Run(ctx context.Context) error {
 		file, urls := a.File, &a.URLs
 		if s.Signatures {
 			if a.Signature == nil {
-				continue
+				return fmt.Errorf("%s is not signed; run fwrelease sign first", a.File)
 			}
 			file, urls = a.Signature.Bundle, &a.Signature.URLs
 		}
-		obj, err := objectFor(s.Release.Dist, a.Release.Version, file)
+		obj, err := objectFor(s.Release.dir(a.Target.ID), a.Release.Version, file)
 		if err != nil {
 			return err
 		}
@@ -99,12 +115,53 @@ func (s *PublishStep) Run(ctx context.Context) error {
 			return fmt.Errorf("%s is %d bytes sha256 %s, but its shard says %d bytes sha256 %s; rebuild it", obj.Path, obj.Size, obj.SHA256, a.Size, a.SHA256)
 		}
 		u, err := s.Publisher.Publish(ctx, obj)
+		if s.Signatures && errors.Is(err, publish.ErrExists) {
+			u, err = keepPublishedBundle(ctx, s.Publisher, s.Verifier, obj.Key, a.SHA256, err)
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", a.Target.ID, err)
 		}
-		*urls = append(*urls, u)
+		if !contains(*urls, u) {
+			*urls = append(*urls, u)
+		}
 	}
 	return nil
+}
+
+// keepPublishedBundle accepts the bundle already published under key if it
+// is a valid signature of the artifact with digest sha by our key.
+func keepPublishedBundle(ctx context.Context, p publish.Publisher, v *sign.Verifier, key, sha string, cause error) (string, error) {
+	r, ok := p.(publish.Reader)
+	if !ok || v == nil {
+		return "", cause
+	}
+	body, err := r.Fetch(ctx, key)
+	if err != nil {
+		return "", errors.Join(cause, err)
+	}
+	defer body.Close()
+	data, err := io.ReadAll(io.LimitReader(body, 16<<20))
+	if err != nil {
+		return "", errors.Join(cause, err)
+	}
+	b, err := sign.ParseBundle(data)
+	if err != nil {
+		return "", errors.Join(cause, err)
+	}
+	digest, _ := hex.DecodeString(sha)
+	if err := v.VerifyDigest(b, "sha256", digest); err != nil {
+		return "", fmt.Errorf("%w; and the published bundle is not a valid signature of it: %v", cause, err)
+	}
+	return r.URL(key), nil
+}
+
+func contains(list []string, v string) bool {
+	for _, s := range list {
+		if s == v {
+			return true
+		}
+	}
+	return false
 }
 
 // objectFor describes dist/file as the object v{version}/file.
@@ -125,11 +182,13 @@ func objectFor(dist, version, file string) (publish.Object, error) {
 const ManifestFile = "manifest.json"
 
 // ManifestStep merges the shards into dist/manifest.json, signs it, and
-// publishes both. It runs after every artifact and signature is in place,
-// so the manifest never names a missing file.
+// publishes the signature and then the manifest. It runs after every
+// artifact and signature is in place, so the manifest never names a
+// missing file.
 type ManifestStep struct {
 	Release    *Release
-	Signer     *sign.Signer // nil: unsigned
+	Signer     *sign.Signer   // nil: unsigned
+	Verifier   *sign.Verifier // accepts an already-published manifest signature
 	Publishers []publish.Publisher
 }
 
@@ -148,24 +207,66 @@ func (s *ManifestStep) Run(ctx context.Context) error {
 	if err := manifest.WriteFile(mpath, m); err != nil {
 		return err
 	}
-	files := []string{ManifestFile}
+	bundleFile := ManifestFile + sign.BundleSuffix
 	if s.Signer != nil {
 		if _, err := s.Signer.SignFile(ctx, mpath); err != nil {
 			return err
 		}
-		files = append(files, ManifestFile+sign.BundleSuffix)
+	}
+	mobj, err := objectFor(s.Release.Dist, m.Version, ManifestFile)
+	if err != nil {
+		return err
 	}
 	for _, p := range s.Publishers {
-		// The signature first: a reader who finds the manifest finds its
+		// The signature first: whoever finds the manifest finds its
 		// signature too.
-		for i := len(files) - 1; i >= 0; i-- {
-			obj, err := objectFor(s.Release.Dist, m.Version, files[i])
+		if s.Signer != nil {
+			bobj, err := objectFor(s.Release.Dist, m.Version, bundleFile)
 			if err != nil {
 				return err
 			}
-			if _, err := p.Publish(ctx, obj); err != nil {
-				return fmt.Errorf("publishing %s: %w", files[i], err)
+			_, err = p.Publish(ctx, bobj)
+			if errors.Is(err, publish.ErrExists) {
+				_, err = keepPublishedBundle(ctx, p, s.Verifier, bobj.Key, mobj.SHA256, err)
 			}
+			if err != nil {
+				return fmt.Errorf("publishing %s: %w", bundleFile, err)
+			}
+		}
+		if _, err := p.Publish(ctx, mobj); err != nil {
+			return fmt.Errorf("publishing %s: %w", ManifestFile, err)
+		}
+	}
+	return nil
+}
+
+// LatestStep moves each channel's latest.json to this release, last of
+// all, and only forward.
+type LatestStep struct {
+	Release    *Release
+	Publishers []publish.Publisher
+	Log        *slog.Logger
+}
+
+func (s *LatestStep) String() string { return "move latest" }
+
+func (s *LatestStep) Run(ctx context.Context) error {
+	m := s.Release.Manifest
+	body, err := manifest.Marshal(publish.Latest{Name: m.Name, Version: m.Version, Manifest: path.Join("v"+m.Version, ManifestFile)})
+	if err != nil {
+		return err
+	}
+	for _, p := range s.Publishers {
+		lm, ok := p.(publish.LatestMover)
+		if !ok {
+			continue
+		}
+		moved, err := lm.MoveLatest(ctx, m.Version, body)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p.Name(), err)
+		}
+		if !moved && s.Log != nil {
+			s.Log.Info("latest not moved: it already points at this or a newer version", "channel", p.Name())
 		}
 	}
 	return nil

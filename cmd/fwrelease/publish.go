@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/runpod-workers/fwrelease/internal/config"
+	"github.com/runpod-workers/fwrelease/internal/manifest"
+	"github.com/runpod-workers/fwrelease/internal/publish"
+	"github.com/runpod-workers/fwrelease/internal/release"
+	"github.com/runpod-workers/fwrelease/internal/sign"
+)
+
+type publishOptions struct {
+	signOptions
+	to      []string
+	from    []string
+	replace bool
+	dryRun  bool
+}
+
+func newPublish(g *globalOptions) *cobra.Command {
+	o := &publishOptions{}
+	cmd := &cobra.Command{
+		Use:   "publish",
+		Short: "Publish built (and signed) tarballs, their signatures and the signed manifest to the configured channels",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			cfg, err := g.loadConfig("")
+			if err != nil {
+				return err
+			}
+			from := o.from
+			if len(from) == 0 {
+				from = []string{g.dist}
+			}
+			r := &release.Release{Dist: g.dist, Dirs: map[string]string{}}
+			for _, dir := range from {
+				shards, err := manifest.ReadShards(dir)
+				if err != nil {
+					return err
+				}
+				for _, s := range shards {
+					r.Dirs[s.Target.ID] = dir
+				}
+				r.Shards = append(r.Shards, shards...)
+			}
+			signer, err := makeSigner(ctx, g, &o.signOptions)
+			if err != nil {
+				return err
+			}
+			steps, err := publishSteps(ctx, g, cfg, r, signer, o)
+			if err != nil {
+				return err
+			}
+			steps = append([]release.Step{&release.SignStep{Signer: signer, Release: r, OnlyUnsigned: true}}, steps...)
+			if err := release.Run(ctx, g.logger(), steps); err != nil {
+				return err
+			}
+			return printSummary(g, r)
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&o.to, "to", nil, "publish to this channel only: local, s3, github, oci (repeatable; default: every channel in the config)")
+	f.StringArrayVar(&o.from, "from", nil, "a dist directory with shards/ and their tarballs (repeatable; default: --dist)")
+	f.BoolVar(&o.replace, "replace", false, "overwrite a published file whose bytes differ")
+	f.BoolVar(&o.dryRun, "dry-run", false, "say what would be published, publish nothing")
+	f.StringVar(&o.key, "key", "", "signing key for unsigned tarballs and the manifest (default: sign.key in the config)")
+	f.BoolVar(&o.keyless, "keyless", false, "sign with a Fulcio certificate from the CI's OIDC token")
+	return cmd
+}
+
+// publishSteps are the ordered steps after signing: artifacts on every
+// channel, then signatures, then the manifest, then latest.
+func publishSteps(ctx context.Context, g *globalOptions, cfg *config.Config, r *release.Release, signer *sign.Signer, o *publishOptions) ([]release.Step, error) {
+	pubs, err := makePublishers(ctx, g, cfg, o.to, o.replace)
+	if err != nil {
+		return nil, err
+	}
+	if o.dryRun {
+		for i, p := range pubs {
+			pubs[i] = &publish.DryRun{Inner: p, Log: g.logger().Info}
+		}
+	}
+	pubPEM, err := signer.PublicKeyPEM()
+	if err != nil {
+		return nil, err
+	}
+	verifier, err := sign.NewKeyVerifier(pubPEM)
+	if err != nil {
+		return nil, err
+	}
+	var steps []release.Step
+	for _, p := range pubs {
+		steps = append(steps, &release.PublishStep{Publisher: p, Release: r})
+	}
+	for _, p := range pubs {
+		steps = append(steps, &release.PublishStep{Publisher: p, Release: r, Signatures: true, Verifier: verifier})
+	}
+	steps = append(steps, &release.ManifestStep{Release: r, Signer: signer, Verifier: verifier, Publishers: pubs})
+	if !o.dryRun {
+		steps = append(steps, &release.LatestStep{Release: r, Publishers: pubs, Log: g.logger()})
+	}
+	return steps, nil
+}
+
+// makePublishers builds the channels named in to (default: all configured).
+func makePublishers(ctx context.Context, g *globalOptions, cfg *config.Config, to []string, replace bool) ([]publish.Publisher, error) {
+	configured := map[string]bool{
+		"local": cfg.Publish.Local != nil, "s3": cfg.Publish.S3 != nil,
+		"github": cfg.Publish.GitHub != nil, "oci": cfg.Publish.OCI != nil,
+	}
+	if len(to) == 0 {
+		for _, name := range []string{"local", "s3", "github", "oci"} {
+			if configured[name] {
+				to = append(to, name)
+			}
+		}
+	}
+	if len(to) == 0 {
+		return nil, errors.New("no channels: the config's publish section names none; add publish.local or publish.s3")
+	}
+	var pubs []publish.Publisher
+	for _, name := range to {
+		known, ok := configured[name]
+		switch {
+		case !ok:
+			return nil, usageError{fmt.Errorf("--to %s: not a channel (local, s3, github, oci)", name)}
+		case !known:
+			return nil, fmt.Errorf("--to %s: the config has no publish.%s section", name, name)
+		}
+		switch name {
+		case "local":
+			dir := cfg.Publish.Local.Dir
+			if dir == "" {
+				dir = filepath.Join(g.dist, "local")
+			}
+			pubs = append(pubs, &publish.Local{Dir: dir, Replace: replace})
+		case "s3":
+			c := cfg.Publish.S3
+			p, err := publish.NewS3(ctx, publish.S3Options{
+				Bucket: c.Bucket, Prefix: c.Prefix, Region: c.Region, Endpoint: c.Endpoint,
+				PathStyle: c.PathStyle, PublicURL: c.PublicURL, AllowInsecure: g.allowInsecure,
+			})
+			if err != nil {
+				return nil, err
+			}
+			p.Replace, p.Log = replace, g.logger()
+			pubs = append(pubs, p)
+		default:
+			return nil, fmt.Errorf("the %s channel is not implemented in this version of fwrelease; publish with --to local or --to s3", name)
+		}
+	}
+	return pubs, nil
+}
+
+// printSummary prints, per target, the size, digest and URLs: what a human
+// reads at the end of a CI log.
+func printSummary(g *globalOptions, r *release.Release) error {
+	if r.Manifest == nil {
+		return nil
+	}
+	if g.json {
+		data, err := manifest.Marshal(r.Manifest)
+		if err != nil {
+			return err
+		}
+		_, err = g.stdout.Write(data)
+		return err
+	}
+	fmt.Fprintf(g.stdout, "%s %s (%s)\n", r.Manifest.Name, r.Manifest.Version, filepath.Join(r.Dist, release.ManifestFile))
+	for _, a := range r.Manifest.Artifacts {
+		fmt.Fprintf(g.stdout, "  %s  %d bytes  sha256:%s\n", a.Target.ID, a.Size, a.SHA256)
+		for _, u := range a.URLs {
+			fmt.Fprintf(g.stdout, "    %s\n", u)
+		}
+	}
+	return nil
+}

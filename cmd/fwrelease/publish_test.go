@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"crypto/elliptic"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
+
+	"github.com/runpod-workers/fwrelease/internal/manifest"
+	"github.com/runpod-workers/fwrelease/internal/publish"
+	"github.com/runpod-workers/fwrelease/internal/testserver"
+)
+
+// publicRead lets anonymous GETs read the bucket, as a release bucket (or
+// its CDN) does for the containers that download from it.
+func publicRead(t *testing.T, srv *testserver.S3, bucket string) *publish.S3 {
+	t.Helper()
+	srv.SetEnv(t)
+	p, err := publish.NewS3(context.Background(), publish.S3Options{Bucket: bucket, Endpoint: srv.Endpoint, PathStyle: true, AllowInsecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":["s3:GetObject"],"Resource":["arn:aws:s3:::%s/*"]}]}`, bucket)
+	if _, err := p.Client.PutBucketPolicy(context.Background(), &s3.PutBucketPolicyInput{Bucket: aws.String(bucket), Policy: &policy}); err != nil {
+		t.Fatalf("setting a public-read policy: %v", err)
+	}
+	return p
+}
+
+// releaseConfig copies the example and adds local and S3 channels and a key.
+func releaseConfig(t *testing.T, dir, endpoint string) (cfg, pub string) {
+	t.Helper()
+	src := filepath.Join(dir, "src")
+	copyExample(t, src, 0o644, 0o755)
+	priv, pubPEM, err := cryptoutils.GeneratePEMEncodedECDSAKeyPair(elliptic.P256(), cryptoutils.SkipPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(src, "release.key"), priv, 0o600)
+	pub = filepath.Join(dir, "release.pub")
+	os.WriteFile(pub, pubPEM, 0o644)
+	cfg = filepath.Join(src, "fwrelease.yaml")
+	f, _ := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
+	fmt.Fprintf(f, "sign: {key: release.key}\npublish:\n  local: {dir: %s}\n  s3: {bucket: releases, prefix: flash-worker, region: us-east-1, endpoint: %q, path_style: true}\n",
+		filepath.Join(dir, "mirror"), endpoint)
+	f.Close()
+	return cfg, pub
+}
+
+func TestReleaseToLocalAndS3(t *testing.T) {
+	skipShort(t)
+	srv := testserver.StartS3(t, "releases")
+	s3c := publicRead(t, srv, "releases")
+	dir := t.TempDir()
+	cfg, pub := releaseConfig(t, dir, srv.Endpoint)
+	dist := filepath.Join(dir, "dist")
+	env := append(srv.Env(), "GITHUB_SHA="+fixedCommit)
+
+	r := run(t, dir, env, "--config", cfg, "--dist", dist, "release")
+	if r.code == 0 {
+		t.Fatal("a release to a plain-http endpoint succeeded without --allow-insecure")
+	}
+	if !strings.Contains(r.stderr, "--allow-insecure") {
+		t.Errorf("plain http without --allow-insecure: %s", r.stderr)
+	}
+	r = run(t, dir, env, "--config", cfg, "--dist", dist, "--allow-insecure", "release")
+	if r.code != 0 {
+		t.Fatalf("release: exit %d\n%s", r.code, r.stderr)
+	}
+	if n := strings.Count(r.stderr, "msg=uploaded"); n < 10 {
+		t.Errorf("%d uploads logged, want the 4 tarballs, 4 bundles, the manifest and its bundle", n)
+	}
+	data, err := os.ReadFile(filepath.Join(dist, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := manifest.Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range m.Artifacts {
+		if len(a.URLs) != 2 || !strings.HasPrefix(a.URLs[0], "file://") || a.URLs[1] != srv.Endpoint+"/releases/flash-worker/v1.2.0/"+a.File {
+			t.Errorf("%s: urls %v", a.Target.ID, a.URLs)
+		}
+		if a.Signature == nil || len(a.Signature.URLs) != 2 {
+			t.Errorf("%s: signature %+v", a.Target.ID, a.Signature)
+		}
+	}
+	// The manifest on S3 is the one in dist, and latest.json points at it.
+	body, err := s3c.Fetch(context.Background(), "flash-worker/v1.2.0/manifest.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote := readAll(t, body)
+	if string(remote) != string(data) {
+		t.Error("the published manifest differs from dist/manifest.json")
+	}
+	body, err = s3c.Fetch(context.Background(), "flash-worker/latest.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var latest publish.Latest
+	json.Unmarshal(readAll(t, body), &latest)
+	if latest.Version != "1.2.0" || latest.Manifest != "v1.2.0/manifest.json" {
+		t.Errorf("latest.json = %+v", latest)
+	}
+
+	// Everything verifies on both channels, over plain loopback HTTP for S3.
+	v := run(t, dir, nil, "--allow-insecure", "verify", srv.Endpoint+"/releases/flash-worker/v1.2.0/manifest.json", "--key", pub)
+	if v.code != 0 || strings.Count(v.stdout, " ok ") != 8 {
+		t.Errorf("verify: exit %d\n%s%s", v.code, v.stdout, v.stderr)
+	}
+
+	// A re-run converges without transferring a byte of any artifact.
+	r = run(t, dir, env, "--config", cfg, "--dist", dist, "--allow-insecure", "release")
+	if r.code != 0 {
+		t.Fatalf("re-run: exit %d\n%s", r.code, r.stderr)
+	}
+	if n := strings.Count(r.stderr, "msg=uploaded"); n != 0 {
+		t.Errorf("the re-run uploaded %d objects:\n%s", n, r.stderr)
+	}
+
+	// latest.json never moves backwards.
+	r = run(t, dir, env, "--config", cfg, "--dist", filepath.Join(dir, "dist-old"), "--allow-insecure", "release", "--version", "1.1.0")
+	if r.code != 0 {
+		t.Fatalf("release 1.1.0: %s", r.stderr)
+	}
+	body, _ = s3c.Fetch(context.Background(), "flash-worker/latest.json")
+	json.Unmarshal(readAll(t, body), &latest)
+	if latest.Version != "1.2.0" {
+		t.Errorf("releasing 1.1.0 after 1.2.0 moved latest.json to %s", latest.Version)
+	}
+}
+
+// Different bytes under a published name are refused, naming the object,
+// and nothing of the new release becomes visible.
+func TestPublishRefusesOverwrite(t *testing.T) {
+	skipShort(t)
+	srv := testserver.StartS3(t, "releases")
+	s3c := publicRead(t, srv, "releases")
+	dir := t.TempDir()
+	cfg, _ := releaseConfig(t, dir, srv.Endpoint)
+	env := append(srv.Env(), "GITHUB_SHA="+fixedCommit)
+	dist := filepath.Join(dir, "dist")
+	if r := run(t, dir, env, "--config", cfg, "--dist", dist, "--allow-insecure", "release", "--target", "py3.11-cpu-linux-x86_64"); r.code != 0 {
+		t.Fatalf("release: %s", r.stderr)
+	}
+	before, _ := s3c.Fetch(context.Background(), "flash-worker/v1.2.0/manifest.json")
+	manifestBefore := readAll(t, before)
+
+	// Same version, different bytes (unslimmed).
+	r := run(t, dir, env, "--config", cfg, "--dist", filepath.Join(dir, "dist2"), "--allow-insecure", "release", "--target", "py3.11-cpu-linux-x86_64", "--no-slim")
+	if r.code != 1 || !strings.Contains(r.stderr, "already published with different content") || !strings.Contains(r.stderr, "pass --replace") {
+		t.Errorf("overwrite: exit %d, %s", r.code, r.stderr)
+	}
+	after, _ := s3c.Fetch(context.Background(), "flash-worker/v1.2.0/manifest.json")
+	if string(readAll(t, after)) != string(manifestBefore) {
+		t.Error("a refused release changed the published manifest")
+	}
+}
+
+func readAll(t *testing.T, rc interface {
+	Read([]byte) (int, error)
+	Close() error
+}) []byte {
+	t.Helper()
+	defer rc.Close()
+	var buf strings.Builder
+	b := make([]byte, 32<<10)
+	for {
+		n, err := rc.Read(b)
+		buf.Write(b[:n])
+		if err != nil {
+			break
+		}
+	}
+	return []byte(buf.String())
+}
