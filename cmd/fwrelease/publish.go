@@ -78,7 +78,7 @@ func newPublish(g *globalOptions) *cobra.Command {
 // publishSteps are the ordered steps after signing: artifacts on every
 // channel, then signatures, then the manifest, then latest.
 func publishSteps(ctx context.Context, g *globalOptions, cfg *config.Config, r *release.Release, signer *sign.Signer, o *publishOptions) ([]release.Step, error) {
-	pubs, err := makePublishers(ctx, g, cfg, o.to, o.replace)
+	pubs, oci, err := makePublishers(ctx, g, cfg, o.to, o.replace)
 	if err != nil {
 		return nil, err
 	}
@@ -102,6 +102,13 @@ func publishSteps(ctx context.Context, g *globalOptions, cfg *config.Config, r *
 	for _, p := range pubs {
 		steps = append(steps, &release.PublishStep{Publisher: p, Release: r, Signatures: true, Verifier: verifier})
 	}
+	if oci != nil {
+		if o.dryRun {
+			g.logger().Info("would push OCI artifacts", "repository", oci.Repository)
+		} else {
+			steps = append(steps, &release.OCIStep{OCI: oci, Release: r, Source: sourceURL(cfg)})
+		}
+	}
 	steps = append(steps, &release.ManifestStep{Release: r, Signer: signer, Verifier: verifier, Publishers: pubs})
 	if !o.dryRun {
 		steps = append(steps, &release.LatestStep{Release: r, Publishers: pubs, Log: g.logger()})
@@ -109,8 +116,9 @@ func publishSteps(ctx context.Context, g *globalOptions, cfg *config.Config, r *
 	return steps, nil
 }
 
-// makePublishers builds the channels named in to (default: all configured).
-func makePublishers(ctx context.Context, g *globalOptions, cfg *config.Config, to []string, replace bool) ([]publish.Publisher, error) {
+// makePublishers builds the channels named in to (default: all configured):
+// the file channels, and the OCI registry, which is not a file store.
+func makePublishers(ctx context.Context, g *globalOptions, cfg *config.Config, to []string, replace bool) ([]publish.Publisher, *publish.OCI, error) {
 	configured := map[string]bool{
 		"local": cfg.Publish.Local != nil, "s3": cfg.Publish.S3 != nil,
 		"github": cfg.Publish.GitHub != nil, "oci": cfg.Publish.OCI != nil,
@@ -123,16 +131,17 @@ func makePublishers(ctx context.Context, g *globalOptions, cfg *config.Config, t
 		}
 	}
 	if len(to) == 0 {
-		return nil, errors.New("no channels: the config's publish section names none; add publish.local or publish.s3")
+		return nil, nil, errors.New("no channels: the config's publish section names none; add publish.local, publish.s3 or publish.oci")
 	}
 	var pubs []publish.Publisher
+	var oci *publish.OCI
 	for _, name := range to {
 		known, ok := configured[name]
 		switch {
 		case !ok:
-			return nil, usageError{fmt.Errorf("--to %s: not a channel (local, s3, github, oci)", name)}
+			return nil, nil, usageError{fmt.Errorf("--to %s: not a channel (local, s3, github, oci)", name)}
 		case !known:
-			return nil, fmt.Errorf("--to %s: the config has no publish.%s section", name, name)
+			return nil, nil, fmt.Errorf("--to %s: the config has no publish.%s section", name, name)
 		}
 		switch name {
 		case "local":
@@ -148,15 +157,29 @@ func makePublishers(ctx context.Context, g *globalOptions, cfg *config.Config, t
 				PathStyle: c.PathStyle, PublicURL: c.PublicURL, AllowInsecure: g.allowInsecure,
 			})
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			p.Replace, p.Log = replace, g.logger()
 			pubs = append(pubs, p)
+		case "oci":
+			o, err := publish.NewOCIRegistry(cfg.Publish.OCI.Repository, cfg.Publish.OCI.PlainHTTP, g.allowInsecure)
+			if err != nil {
+				return nil, nil, err
+			}
+			o.Replace = replace
+			oci = o
 		default:
-			return nil, fmt.Errorf("the %s channel is not implemented in this version of fwrelease; publish with --to local or --to s3", name)
+			return nil, nil, fmt.Errorf("the %s channel is not implemented in this version of fwrelease; publish with --to local, s3 or oci", name)
 		}
 	}
-	return pubs, nil
+	return pubs, oci, nil
+}
+
+func sourceURL(cfg *config.Config) string {
+	if cfg.Source.Repository == "" {
+		return ""
+	}
+	return "https://github.com/" + cfg.Source.Repository
 }
 
 // printSummary prints, per target, the size, digest and URLs: what a human

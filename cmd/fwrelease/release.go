@@ -51,12 +51,21 @@ func newRelease(g *globalOptions) *cobra.Command {
 				return err
 			}
 			local := &publish.Local{Dir: localDir}
+			ociDir := filepath.Join(g.dist, "oci")
+			if err := os.RemoveAll(ociDir); err != nil {
+				return err
+			}
+			layout, err := publish.NewOCILayout(ociDir)
+			if err != nil {
+				return err
+			}
 			r := &release.Release{Dist: g.dist}
 			steps := []release.Step{
 				&release.BuildStep{Builder: b, Targets: targets, Release: r},
 				&release.SignStep{Signer: signer, Release: r},
 				&release.PublishStep{Publisher: local, Release: r},
 				&release.PublishStep{Publisher: local, Release: r, Signatures: true},
+				&release.OCIStep{OCI: layout, Release: r, Source: sourceURL(cfg)},
 				&release.ManifestStep{Release: r, Signer: signer, Publishers: []publish.Publisher{local}},
 				&release.LatestStep{Release: r, Publishers: []publish.Publisher{local}},
 			}

@@ -120,3 +120,37 @@ func (s *S3) SetEnv(t *testing.T) {
 		t.Setenv(k, v)
 	}
 }
+
+// StartRegistry runs the distribution registry with in-memory storage and
+// returns its host:port.
+func StartRegistry(t testing.TB) string {
+	t.Helper()
+	bin := Binary(t, "registry", "github.com/distribution/distribution/v3/cmd/registry@v3.1.2")
+	addr := FreeAddr(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yml")
+	conf := "version: 0.1\nlog:\n  level: error\nstorage:\n  inmemory: {}\n  delete: {enabled: true}\nhttp:\n  addr: " + addr + "\n"
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logFile := filepath.Join(dir, "registry.log")
+	out, err := os.Create(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "serve", cfg)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Env = append(os.Environ(), "OTEL_TRACES_EXPORTER=none", "OTEL_SDK_DISABLED=true")
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting the registry: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+		out.Close()
+	})
+	waitListening(t, addr, exited, logFile)
+	return addr
+}

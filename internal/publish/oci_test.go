@@ -1,0 +1,142 @@
+package publish
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// inProcessRegistry is go-containerregistry's registry, with the referrers
+// API, counting blob uploads.
+func inProcessRegistry(t *testing.T) (host string, uploads *atomic.Int32) {
+	uploads = &atomic.Int32{}
+	h := registry.New(registry.WithReferrersSupport(true), registry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.Contains(r.URL.Path, "/blobs/uploads/") {
+			uploads.Add(1)
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://"), uploads
+}
+
+func artifact(t *testing.T, dir, id, content string) OCIArtifact {
+	obj := writeObject(t, dir, "flash-worker-v1.2.0-"+id+".tar.gz", []byte(content))
+	bundle := filepath.Join(dir, filepath.Base(obj.Path)+".sigstore.json")
+	os.WriteFile(bundle, []byte(`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"}`), 0o644)
+	return OCIArtifact{
+		TargetID: id, Python: "3.11", Accel: "cpu", OS: "linux", Arch: "x86_64",
+		File: filepath.Base(obj.Path), Path: obj.Path, SHA256: obj.SHA256, Size: obj.Size, Format: "tar+gzip",
+		Bundle: bundle, Version: "1.2.0", Source: "https://github.com/runpod-workers/flash", Revision: strings.Repeat("a", 40), Created: "2026-01-01T00:00:00Z",
+	}
+}
+
+func TestOCIPushAndRepublish(t *testing.T) {
+	ctx := context.Background()
+	host, uploads := inProcessRegistry(t)
+	repo := host + "/runpod/flash-worker"
+	dir := t.TempDir()
+	a := artifact(t, dir, "py3.11-cpu-linux-x86_64", "tarball bytes")
+
+	o, err := NewOCIRegistry(repo, true, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := o.Push(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.PushIndex(ctx, "1.2.0"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(ref, repo+"@sha256:") {
+		t.Errorf("ref %s", ref)
+	}
+	d, err := name.NewDigest(ref, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, err := remote.Get(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m ociManifest
+	json.Unmarshal(desc.Manifest, &m)
+	if m.ArtifactType != ArtifactTypeGzip || m.Config.MediaType != emptyConfigType || len(m.Layers) != 1 ||
+		m.Layers[0].Annotations[titleAnnotation] != a.File || m.Annotations["org.opencontainers.image.created"] != a.Created {
+		t.Errorf("artifact manifest: %s", desc.Manifest)
+	}
+	refs, err := remote.Referrers(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, _ := refs.IndexManifest()
+	if len(im.Manifests) != 1 {
+		t.Fatalf("referrers: %+v", im.Manifests)
+	}
+	sig, err := remote.Get(d.Context().Digest(im.Manifests[0].Digest.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sm ociManifest
+	json.Unmarshal(sig.Manifest, &sm)
+	if sm.ArtifactType != BundleArtifactType || sm.Subject == nil || sm.Subject.Digest.String() != d.DigestStr() {
+		t.Errorf("signature referrer: %s", sig.Manifest)
+	}
+	tag, _ := name.NewTag(repo+":v1.2.0", name.Insecure)
+	idx, err := remote.Index(tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ixm, _ := idx.IndexManifest()
+	if len(ixm.Manifests) != 1 || ixm.Manifests[0].Platform == nil || ixm.Manifests[0].Platform.Architecture != "amd64" || ixm.Manifests[0].Annotations[targetAnnotation] != a.TargetID {
+		t.Errorf("index: %+v", ixm.Manifests)
+	}
+
+	// Publishing again pushes no blob, keeps the digest and adds no second
+	// signature.
+	before := uploads.Load()
+	again, _ := NewOCIRegistry(repo, true, true)
+	ref2, err := again.Push(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ref2 != ref {
+		t.Errorf("re-publish changed the digest: %s then %s", ref, ref2)
+	}
+	if n := uploads.Load() - before; n != 0 {
+		t.Errorf("re-publish uploaded %d blobs", n)
+	}
+	refs, _ = remote.Referrers(d)
+	if im, _ := refs.IndexManifest(); len(im.Manifests) != 1 {
+		t.Errorf("re-publish added referrers: %d", len(im.Manifests))
+	}
+
+	// Different bytes under the same tag are refused.
+	b := artifact(t, t.TempDir(), "py3.11-cpu-linux-x86_64", "other bytes")
+	other, _ := NewOCIRegistry(repo, true, true)
+	if _, err := other.Push(ctx, b); !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), "v1.2.0-py3.11-cpu-linux-x86_64") {
+		t.Errorf("overwrite: %v", err)
+	}
+
+	if _, err := NewOCIRegistry("registry.example.com/x", true, true); err == nil {
+		t.Error("plain http to a remote registry accepted")
+	}
+	if _, err := NewOCIRegistry(repo, true, false); err == nil {
+		t.Error("plain http without --allow-insecure accepted")
+	}
+}
