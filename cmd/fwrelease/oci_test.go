@@ -1,0 +1,157 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/runpod-workers/fwrelease/internal/manifest"
+	"github.com/runpod-workers/fwrelease/internal/testserver"
+)
+
+// countingRegistry fronts the registry, counting blob uploads.
+func countingRegistry(t *testing.T, addr string) (host string, uploads *atomic.Int32) {
+	uploads = &atomic.Int32{}
+	target, _ := url.Parse("http://" + addr)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.Contains(r.URL.Path, "/blobs/uploads/") {
+			uploads.Add(1)
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://"), uploads
+}
+
+func tool(t *testing.T, name, install string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(testserver.Binary(t, name, install), args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+const (
+	orasModule  = "oras.land/oras/cmd/oras@v1.3.6"
+	craneModule = "github.com/google/go-containerregistry/cmd/crane@v0.22.1"
+)
+
+// The registry, and two independent clients, read what fwrelease pushes.
+func TestReleaseToOCIRegistry(t *testing.T) {
+	skipShort(t)
+	host, uploads := countingRegistry(t, testserver.StartRegistry(t))
+	repo := host + "/runpod/flash-worker"
+	dir := t.TempDir()
+	cfg, _ := releaseConfig(t, dir, "http://127.0.0.1:1")
+	// Swap the S3 channel the helper added for the registry.
+	data, _ := os.ReadFile(cfg)
+	text := string(data[:strings.Index(string(data), "  s3:")]) + "  oci: {repository: " + repo + ", plain_http: true}\n"
+	os.WriteFile(cfg, []byte(text), 0o644)
+	dist := filepath.Join(dir, "dist")
+	env := []string{"GITHUB_SHA=" + fixedCommit}
+
+	r := run(t, dir, env, "--config", cfg, "--dist", dist, "--allow-insecure", "release")
+	if r.code != 0 {
+		t.Fatalf("release: exit %d\n%s", r.code, r.stderr)
+	}
+	mdata, _ := os.ReadFile(filepath.Join(dist, "manifest.json"))
+	m, err := manifest.Decode(mdata)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := m.Find("py3.11-cpu-linux-x86_64")
+	if !strings.HasPrefix(a.OCI, repo+"@sha256:") {
+		t.Fatalf("oci field %q", a.OCI)
+	}
+	tag := repo + ":v1.2.0-py3.11-cpu-linux-x86_64"
+
+	// oras pulls the tarball byte for byte, under its title.
+	out := filepath.Join(dir, "pulled")
+	tool(t, "oras", orasModule, "pull", "--plain-http", "-o", out, tag)
+	pulled, err := os.ReadFile(filepath.Join(out, a.File))
+	if err != nil {
+		t.Fatal(err)
+	}
+	built, _ := os.ReadFile(filepath.Join(dist, a.File))
+	if string(pulled) != string(built) {
+		t.Error("oras pulled different bytes")
+	}
+	var om struct {
+		ArtifactType string `json:"artifactType"`
+	}
+	json.Unmarshal([]byte(tool(t, "oras", orasModule, "manifest", "fetch", "--plain-http", tag)), &om)
+	if om.ArtifactType != "application/vnd.runpod.flash-worker.v1+tar+gzip" {
+		t.Errorf("artifactType %q", om.ArtifactType)
+	}
+	disc := tool(t, "oras", orasModule, "discover", "--plain-http", "--format", "json", a.OCI)
+	if !strings.Contains(disc, "application/vnd.dev.sigstore.bundle.v0.3+json") {
+		t.Errorf("oras discover finds no signature:\n%s", disc)
+	}
+
+	// crane reads the index and resolves the same digests.
+	var idx struct {
+		Manifests []struct {
+			Digest   string            `json:"digest"`
+			Platform map[string]string `json:"platform"`
+		} `json:"manifests"`
+	}
+	json.Unmarshal([]byte(tool(t, "crane", craneModule, "manifest", "--insecure", repo+":v1.2.0")), &idx)
+	if len(idx.Manifests) != 4 {
+		t.Fatalf("index has %d manifests, want 4", len(idx.Manifests))
+	}
+	for _, e := range idx.Manifests {
+		if e.Platform["os"] != "linux" || e.Platform["architecture"] != "amd64" {
+			t.Errorf("index entry platform %v", e.Platform)
+		}
+	}
+	if d := strings.TrimSpace(tool(t, "crane", craneModule, "digest", "--insecure", tag)); repo+"@"+d != a.OCI {
+		t.Errorf("crane digest %s, manifest says %s", d, a.OCI)
+	}
+
+	// A re-run pushes no blob twice and keeps every digest.
+	before := uploads.Load()
+	r = run(t, dir, env, "--config", cfg, "--dist", dist, "--allow-insecure", "release")
+	if r.code != 0 {
+		t.Fatalf("re-run: %s", r.stderr)
+	}
+	if n := uploads.Load() - before; n != 0 {
+		t.Errorf("the re-run uploaded %d blobs", n)
+	}
+	m2data, _ := os.ReadFile(filepath.Join(dist, "manifest.json"))
+	if string(m2data) != string(mdata) {
+		t.Error("the re-run changed the manifest")
+	}
+}
+
+// A snapshot's OCI layout is readable by oras as it is.
+func TestSnapshotOCILayout(t *testing.T) {
+	skipShort(t)
+	dir := t.TempDir()
+	s := releaseSnapshot(t, exampleConfig(t), filepath.Join(dir, "dist"), "022", "UTC")
+	layout := filepath.Join(s.dist, "oci")
+	out := filepath.Join(dir, "pulled")
+	tool(t, "oras", orasModule, "pull", "--oci-layout", "-o", out, layout+":v1.2.0-py3.12-cpu-linux-x86_64")
+	a, _ := s.manifest.Find("py3.12-cpu-linux-x86_64")
+	pulled, _ := os.ReadFile(filepath.Join(out, a.File))
+	built, _ := os.ReadFile(filepath.Join(s.dist, a.File))
+	if len(pulled) == 0 || string(pulled) != string(built) {
+		t.Error("oras pulled different bytes from the layout")
+	}
+	if a.OCI != layout+"@"+strings.SplitN(a.OCI, "@", 2)[1] {
+		t.Errorf("oci field %q does not name the layout", a.OCI)
+	}
+	disc := tool(t, "oras", orasModule, "discover", "--oci-layout", "--format", "json", a.OCI)
+	if !strings.Contains(disc, "application/vnd.dev.sigstore.bundle.v0.3+json") {
+		t.Errorf("oras discover finds no signature in the layout:\n%s", disc)
+	}
+}
