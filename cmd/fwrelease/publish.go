@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
@@ -54,7 +55,7 @@ func newPublish(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			steps, err := publishSteps(ctx, g, cfg, r, signer, o)
+			steps, err := publishSteps(ctx, g, cfg, r, signer, o, r.Shards[0].Release.Source.Commit)
 			if err != nil {
 				return err
 			}
@@ -77,8 +78,8 @@ func newPublish(g *globalOptions) *cobra.Command {
 
 // publishSteps are the ordered steps after signing: artifacts on every
 // channel, then signatures, then the manifest, then latest.
-func publishSteps(ctx context.Context, g *globalOptions, cfg *config.Config, r *release.Release, signer *sign.Signer, o *publishOptions) ([]release.Step, error) {
-	pubs, oci, err := makePublishers(ctx, g, cfg, o.to, o.replace)
+func publishSteps(ctx context.Context, g *globalOptions, cfg *config.Config, r *release.Release, signer *sign.Signer, o *publishOptions, commit string) ([]release.Step, error) {
+	pubs, oci, err := makePublishers(ctx, g, cfg, o.to, o.replace, commit)
 	if err != nil {
 		return nil, err
 	}
@@ -111,14 +112,16 @@ func publishSteps(ctx context.Context, g *globalOptions, cfg *config.Config, r *
 	}
 	steps = append(steps, &release.ManifestStep{Release: r, Signer: signer, Verifier: verifier, Publishers: pubs})
 	if !o.dryRun {
-		steps = append(steps, &release.LatestStep{Release: r, Publishers: pubs, Log: g.logger()})
+		steps = append(steps,
+			&release.FinalizeStep{Release: r, Publishers: pubs},
+			&release.LatestStep{Release: r, Publishers: pubs, Log: g.logger()})
 	}
 	return steps, nil
 }
 
 // makePublishers builds the channels named in to (default: all configured):
 // the file channels, and the OCI registry, which is not a file store.
-func makePublishers(ctx context.Context, g *globalOptions, cfg *config.Config, to []string, replace bool) ([]publish.Publisher, *publish.OCI, error) {
+func makePublishers(ctx context.Context, g *globalOptions, cfg *config.Config, to []string, replace bool, commit string) ([]publish.Publisher, *publish.OCI, error) {
 	configured := map[string]bool{
 		"local": cfg.Publish.Local != nil, "s3": cfg.Publish.S3 != nil,
 		"github": cfg.Publish.GitHub != nil, "oci": cfg.Publish.OCI != nil,
@@ -161,6 +164,17 @@ func makePublishers(ctx context.Context, g *globalOptions, cfg *config.Config, t
 			}
 			p.Replace, p.Log = replace, g.logger()
 			pubs = append(pubs, p)
+		case "github":
+			c := cfg.Publish.GitHub
+			gh, err := publish.NewGitHub(publish.GitHubOptions{
+				Owner: c.Owner, Repo: c.Repo, APIURL: c.APIURL, UploadURL: c.UploadURL,
+				Token: os.Getenv("GITHUB_TOKEN"), Commit: commit, AllowInsecure: g.allowInsecure,
+			})
+			if err != nil {
+				return nil, nil, err
+			}
+			gh.Replace, gh.Log = replace, g.logger()
+			pubs = append(pubs, gh)
 		case "oci":
 			o, err := publish.NewOCIRegistry(cfg.Publish.OCI.Repository, cfg.Publish.OCI.PlainHTTP, g.allowInsecure)
 			if err != nil {

@@ -100,7 +100,7 @@ func fullRelease(ctx context.Context, g *globalOptions, cfg *config.Config, b *b
 		&release.BuildStep{Builder: b, Targets: targets, Release: r},
 		&release.SignStep{Signer: signer, Release: r},
 	}
-	more, err := publishSteps(ctx, g, cfg, r, signer, &o.publishOptions)
+	more, err := publishSteps(ctx, g, cfg, r, signer, &o.publishOptions, b.Source.Commit)
 	if err != nil {
 		return err
 	}

@@ -98,6 +98,19 @@ func (s *PublishStep) String() string {
 }
 
 func (s *PublishStep) Run(ctx context.Context) error {
+	if pf, ok := s.Publisher.(publish.Preflighter); ok && !s.Signatures {
+		var objs []publish.Object
+		for _, a := range s.Release.Shards {
+			obj, err := objectFor(s.Release.dir(a.Target.ID), a.Release.Version, a.File)
+			if err != nil {
+				return err
+			}
+			objs = append(objs, obj)
+		}
+		if err := pf.Preflight(objs); err != nil {
+			return err
+		}
+	}
 	for i := range s.Release.Shards {
 		a := &s.Release.Shards[i]
 		file, urls := a.File, &a.URLs
@@ -235,6 +248,26 @@ func (s *ManifestStep) Run(ctx context.Context) error {
 		}
 		if _, err := p.Publish(ctx, mobj); err != nil {
 			return fmt.Errorf("publishing %s: %w", ManifestFile, err)
+		}
+	}
+	return nil
+}
+
+// FinalizeStep makes each channel's release visible (GitHub un-drafts it),
+// after the manifest is in place and before latest moves.
+type FinalizeStep struct {
+	Release    *Release
+	Publishers []publish.Publisher
+}
+
+func (s *FinalizeStep) String() string { return "publish the releases" }
+
+func (s *FinalizeStep) Run(ctx context.Context) error {
+	for _, p := range s.Publishers {
+		if f, ok := p.(publish.Finalizer); ok {
+			if err := f.Finalize(ctx, s.Release.Manifest.Version); err != nil {
+				return fmt.Errorf("%s: %w", p.Name(), err)
+			}
 		}
 	}
 	return nil
