@@ -40,6 +40,9 @@ func newPublish(g *globalOptions) *cobra.Command {
 			if len(from) == 0 {
 				from = []string{g.dist}
 			}
+			if err := os.MkdirAll(g.dist, 0o755); err != nil {
+				return err
+			}
 			r := &release.Release{Dist: g.dist, Dirs: map[string]string{}}
 			for _, dir := range from {
 				shards, err := manifest.ReadShards(dir)

@@ -371,3 +371,24 @@ func nonEmpty(s string) *string {
 	}
 	return &s
 }
+
+var _ Reader = (*GitHub)(nil)
+
+// Fetch downloads the asset named by key ("v1.2.0/file") through the API,
+// which works for drafts too.
+func (g *GitHub) Fetch(ctx context.Context, key string) (io.ReadCloser, error) {
+	tag, file := path.Split(key)
+	rel, err := g.release(ctx, strings.Trim(tag, "/"))
+	if err != nil {
+		return nil, err
+	}
+	a, err := g.asset(ctx, rel, file)
+	if err != nil {
+		return nil, err
+	}
+	if a == nil {
+		return nil, fmt.Errorf("no asset %s in release %s", file, rel.GetTagName())
+	}
+	rc, _, err := g.Client.Repositories.DownloadReleaseAsset(ctx, g.Owner, g.Repo, a.GetID(), http.DefaultClient)
+	return rc, err
+}
