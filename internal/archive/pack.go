@@ -292,3 +292,58 @@ func (hw *hashingWriter) Write(p []byte) (int, error) {
 	hw.n += int64(n)
 	return n, err
 }
+
+// Saved is what LinkDuplicates saved.
+type Saved struct {
+	Files int
+	Bytes int64
+}
+
+// LinkDuplicates turns every regular file whose content equals an earlier
+// one (in tar order) into a hard link to it, so it is stored once.
+func LinkDuplicates(entries []Entry) (Saved, error) {
+	type key struct {
+		size int64
+		sum  string
+	}
+	first := map[key]string{}
+	bySize := map[int64]int{}
+	for _, e := range entries {
+		if e.Kind == File && e.Size > 0 {
+			bySize[e.Size]++
+		}
+	}
+	var saved Saved
+	for i := range entries {
+		e := &entries[i]
+		if e.Kind != File || e.Size == 0 || bySize[e.Size] < 2 {
+			continue // a unique size cannot have a duplicate: skip hashing it
+		}
+		sum, err := fileSum(e.Source)
+		if err != nil {
+			return saved, err
+		}
+		k := key{e.Size, sum}
+		if target, ok := first[k]; ok {
+			saved.Files++
+			saved.Bytes += e.Size
+			e.Kind, e.Link, e.Source = Hardlink, target, ""
+			continue
+		}
+		first[k] = e.Name
+	}
+	return saved, nil
+}
+
+func fileSum(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}

@@ -21,6 +21,9 @@ type Member struct {
 	Mode int64
 	Size int64
 	Link string
+	// Compressed approximates the compressed bytes the entry took: the
+	// compressed stream consumed between its header and the next.
+	Compressed int64
 }
 
 // Contents is what Read found in a tarball.
@@ -42,15 +45,21 @@ const maxSmallFile = 1 << 20
 // --strip-components=1: more than one top-level directory, absolute paths,
 // "..", special files, and links that leave the tree.
 func Read(r io.Reader) (*Contents, error) {
-	tr, closeFn, err := openTar(r)
+	counted := &counter{r: bufio.NewReaderSize(r, 1<<16)}
+	tr, closeFn, err := openTar(counted)
 	if err != nil {
 		return nil, err
 	}
 	defer closeFn()
 	c := &Contents{}
 	seen := map[string]byte{}
+	var last int64
 	for {
 		h, err := tr.Next()
+		if n := len(c.Members); n > 0 {
+			c.Members[n-1].Compressed = counted.n - last
+		}
+		last = counted.n
 		if err == io.EOF {
 			break
 		}
@@ -146,9 +155,8 @@ func inside(top, p string) bool {
 	return p == top || strings.HasPrefix(p, top+"/")
 }
 
-func openTar(r io.Reader) (*tar.Reader, func(), error) {
-	br := bufio.NewReaderSize(r, 1<<16)
-	magic, err := br.Peek(4)
+func openTar(br *counter) (*tar.Reader, func(), error) {
+	magic, err := br.r.Peek(4)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading tarball header: %w", err)
 	}
@@ -167,4 +175,26 @@ func openTar(r io.Reader) (*tar.Reader, func(), error) {
 		return tar.NewReader(zr), zr.Close, nil
 	}
 	return nil, nil, errors.New("not a gzip or zstd compressed tarball")
+}
+
+// counter counts the compressed bytes the decompressor takes. It sits on
+// top of the buffer and is an io.ByteReader, so flate reads from it byte by
+// byte with no read-ahead of its own: the count is exact for gzip.
+type counter struct {
+	r *bufio.Reader
+	n int64
+}
+
+func (c *counter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (c *counter) ReadByte() (byte, error) {
+	b, err := c.r.ReadByte()
+	if err == nil {
+		c.n++
+	}
+	return b, err
 }

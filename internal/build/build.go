@@ -117,6 +117,14 @@ func (b *Builder) buildTarget(ctx context.Context, t target.Target) (Result, err
 	if err != nil {
 		return Result{}, err
 	}
+	if b.slimming() {
+		dup, err := archive.LinkDuplicates(entries)
+		if err != nil {
+			return Result{}, err
+		}
+		slimmed = append(slimmed, SlimResult{Rule: "identical files stored once", Files: dup.Files, Bytes: dup.Bytes})
+	}
+	b.logSlim(t, slimmed)
 	file := t.FileStem(b.Config.Name, b.Config.Version.Literal) + b.Config.Extension()
 	path := filepath.Join(b.Dist, file)
 	digest, err := b.pack(ctx, path, entries)
@@ -124,7 +132,9 @@ func (b *Builder) buildTarget(ctx context.Context, t target.Target) (Result, err
 		return Result{}, err
 	}
 	if max := int64(b.Config.Slim.MaxSize); max > 0 && digest.Size > max {
-		return Result{}, fmt.Errorf("%s is %d bytes, over slim.max_size of %d bytes", file, digest.Size, max)
+		os.Remove(path)
+		return Result{}, fmt.Errorf("%s is %d bytes, over slim.max_size of %d bytes; what it holds:\n%s\nslim it further (slim.exclude_packages, fewer requirements) or raise slim.max_size",
+			file, digest.Size, max, SizeReport(entries, 15))
 	}
 	shard := manifest.Shard{
 		Artifact: manifest.Artifact{
@@ -170,17 +180,30 @@ func (b *Builder) addDeps(ctx context.Context, t target.Target, dir string) ([]S
 	if err := normaliseScripts(dir); err != nil {
 		return nil, fmt.Errorf("normalising scripts in %s: %w", dir, err)
 	}
-	if b.NoSlim || !b.Config.Slim.On() {
+	if !b.slimming() {
 		return nil, nil
 	}
-	results, err := slim(dir, slimRules)
+	s := &slimmer{dir: dir, keep: b.Config.Slim.Keep, exclude: b.Config.Slim.ExcludePackages}
+	results, err := s.run(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("slimming %s: %w", t.ID(), err)
 	}
-	for _, r := range results {
-		b.Log.Debug("slimmed", "target", t.ID(), "rule", r.Rule, "files", r.Files, "bytes", r.Bytes)
-	}
 	return results, nil
+}
+
+func (b *Builder) slimming() bool { return !b.NoSlim && b.Config.Slim.On() }
+
+func (b *Builder) logSlim(t target.Target, results []SlimResult) {
+	for _, r := range results {
+		if r.Files == 0 && r.Note == "" {
+			continue
+		}
+		if r.Note != "" {
+			b.Log.Warn("slim", "target", t.ID(), "rule", r.Rule, "note", r.Note)
+			continue
+		}
+		b.Log.Info("slimmed", "target", t.ID(), "rule", r.Rule, "files", r.Files, "bytes", r.Bytes)
+	}
 }
 
 // stamp writes .version, .python-version and MANIFEST.json, and checks

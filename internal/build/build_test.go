@@ -174,29 +174,3 @@ func TestNormaliseScripts(t *testing.T) {
 		t.Errorf("RECORD = %q", got)
 	}
 }
-
-func TestSlimReportsWhatItRemoved(t *testing.T) {
-	sp := t.TempDir()
-	writeFile(t, filepath.Join(sp, "pkg", "__init__.py"), "x", 0o644)
-	writeFile(t, filepath.Join(sp, "pkg", "__pycache__", "__init__.cpython-311.pyc"), "12345", 0o644)
-	writeFile(t, filepath.Join(sp, "pkg", "old.pyc"), "123", 0o644)
-	writeFile(t, filepath.Join(sp, "pkg-1.0.dist-info", "RECORD"), "1234567", 0o644)
-	writeFile(t, filepath.Join(sp, "pkg-1.0.dist-info", "INSTALLER"), "pip\n", 0o644)
-	writeFile(t, filepath.Join(sp, "pkg-1.0.dist-info", "METADATA"), "Name: pkg\nVersion: 1.0\n", 0o644)
-	got, err := slim(sp, slimRules)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []SlimResult{{"bytecode caches", 2, 8}, {"installer metadata", 2, 11}}
-	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
-		t.Errorf("slim = %+v, want %+v", got, want)
-	}
-	for _, keep := range []string{"pkg/__init__.py", "pkg-1.0.dist-info/METADATA"} {
-		if _, err := os.Stat(filepath.Join(sp, keep)); err != nil {
-			t.Errorf("%s removed", keep)
-		}
-	}
-	if pkgs, err := installedPackages(sp); err != nil || len(pkgs) != 1 || pkgs[0] != (Package{"pkg", "1.0"}) {
-		t.Errorf("installedPackages = %v, %v", pkgs, err)
-	}
-}

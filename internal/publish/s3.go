@@ -15,6 +15,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"sync/atomic"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -218,12 +219,19 @@ func (p *S3) uploadParts(ctx context.Context, key, uploadID string, obj Object) 
 	size := p.partSize()
 	n := int((obj.Size + size - 1) / size)
 	parts := make([]types.CompletedPart, n)
-	g, gctx := errgroup.WithContext(ctx)
+	// On a failure no new part starts, but the parts in flight are let
+	// finish rather than cancelled: a request cut off mid-body can still be
+	// landing on the server after the abort, re-creating the upload.
+	var g errgroup.Group
+	var failed atomic.Bool
 	g.SetLimit(4)
 	if p.Concurrency > 0 {
 		g.SetLimit(p.Concurrency)
 	}
 	for i := 0; i < n; i++ {
+		if failed.Load() || ctx.Err() != nil {
+			break
+		}
 		g.Go(func() error {
 			off := int64(i) * size
 			length := min(size, obj.Size-off)
@@ -235,12 +243,13 @@ func (p *S3) uploadParts(ctx context.Context, key, uploadID string, obj Object) 
 			}
 			sum := base64.StdEncoding.EncodeToString(h.Sum(nil))
 			num := int32(i + 1)
-			out, err := p.Client.UploadPart(gctx, &s3.UploadPartInput{
+			out, err := p.Client.UploadPart(ctx, &s3.UploadPartInput{
 				Bucket: &p.Bucket, Key: &key, UploadId: &uploadID, PartNumber: &num,
 				Body: io.NewSectionReader(f, off, length), ContentLength: aws.Int64(length),
 				ChecksumSHA256: &sum,
 			})
 			if err != nil {
+				failed.Store(true)
 				return fmt.Errorf("part %d: %w", num, err)
 			}
 			parts[i] = types.CompletedPart{ETag: out.ETag, PartNumber: &num, ChecksumSHA256: out.ChecksumSHA256}
@@ -251,6 +260,9 @@ func (p *S3) uploadParts(ctx context.Context, key, uploadID string, obj Object) 
 		})
 	}
 	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	p.Uploaded += obj.Size

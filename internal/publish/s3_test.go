@@ -60,6 +60,9 @@ func openUploads(t *testing.T, p *S3) int {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, u := range out.Uploads {
+		t.Logf("open upload: %s %s", deref(u.Key), deref(u.UploadId))
+	}
 	return len(out.Uploads)
 }
 
