@@ -118,6 +118,12 @@ func TestReleaseToOCIRegistry(t *testing.T) {
 		t.Errorf("crane digest %s, manifest says %s", d, a.OCI)
 	}
 
+	// fwrelease verify reads the registry too: tarball, digest, referrer.
+	v := run(t, dir, nil, "--allow-insecure", "verify", filepath.Join(dist, "manifest.json"), "--key", filepath.Join(dir, "release.pub"), "--channel", "oci")
+	if v.code != 0 || strings.Count(v.stdout, " oci ") != 4 || strings.Count(v.stdout, " ok ") != 4 {
+		t.Errorf("verify --channel oci: exit %d\n%s%s", v.code, v.stdout, v.stderr)
+	}
+
 	// A re-run pushes no blob twice and keeps every digest.
 	before := uploads.Load()
 	r = run(t, dir, env, "--config", cfg, "--dist", dist, "--allow-insecure", "release")
@@ -153,5 +159,18 @@ func TestSnapshotOCILayout(t *testing.T) {
 	disc := tool(t, "oras", orasModule, "discover", "--oci-layout", "--format", "json", a.OCI)
 	if !strings.Contains(disc, "application/vnd.dev.sigstore.bundle.v0.3+json") {
 		t.Errorf("oras discover finds no signature in the layout:\n%s", disc)
+	}
+
+	mpath, pub := filepath.Join(s.dist, "manifest.json"), filepath.Join(s.dist, "snapshot.pub")
+	if v := run(t, dir, nil, "verify", mpath, "--key", pub, "--channel", "oci"); v.code != 0 || strings.Count(v.stdout, " ok ") != 4 {
+		t.Errorf("verify --channel oci of the layout: exit %d\n%s%s", v.code, v.stdout, v.stderr)
+	}
+	// A blob changed in the layout is caught.
+	blob := filepath.Join(layout, "blobs", "sha256", a.SHA256)
+	data, _ := os.ReadFile(blob)
+	data[len(data)/2] ^= 0xff
+	os.WriteFile(blob, data, 0o644)
+	if v := run(t, dir, nil, "verify", mpath, "--key", pub, "--channel", "oci"); v.code != 1 || !strings.Contains(v.stdout, a.Target.ID) || !strings.Contains(v.stdout, "FAIL") {
+		t.Errorf("verify of a corrupted layout blob: exit %d\n%s%s", v.code, v.stdout, v.stderr)
 	}
 }

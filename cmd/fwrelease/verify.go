@@ -48,7 +48,7 @@ func newVerify(g *globalOptions) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVar(&o.channels, "channel", nil, "check only this channel: local, s3, github (repeatable)")
+	f.StringArrayVar(&o.channels, "channel", nil, "check only this channel: local, s3, github, oci (repeatable)")
 	f.StringVar(&o.key, "key", "", "the public key the release was signed with (PEM)")
 	f.StringVar(&o.identity, "certificate-identity", "", "keyless: the signer's identity (e.g. the release workflow's URL)")
 	f.StringVar(&o.issuer, "certificate-oidc-issuer", "", "keyless: the OIDC issuer (e.g. https://token.actions.githubusercontent.com)")

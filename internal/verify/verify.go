@@ -88,6 +88,11 @@ func Release(ctx context.Context, ref string, o Options) (*manifest.Manifest, []
 			failed = failed || !c.OK
 			checks = append(checks, c)
 		}
+		if a.OCI != "" && o.wanted("oci") {
+			c := o.ociArtifact(ctx, m, a)
+			failed = failed || !c.OK
+			checks = append(checks, c)
+		}
 	}
 	if len(checks) == 0 {
 		return m, nil, fmt.Errorf("%w: no artifact URLs to check on channels %v", ErrFailed, o.Channels)
@@ -123,15 +128,46 @@ func channelOf(u string) string {
 
 func (o Options) artifact(ctx context.Context, m *manifest.Manifest, a manifest.Artifact, i int, u string) Check {
 	c := Check{Target: a.Target.ID, URL: u, Signature: "unchecked"}
+	body, err := o.open(ctx, u)
+	if err != nil {
+		c.Error = err.Error()
+		return c
+	}
+	defer body.Close()
+	bundle := func() ([]byte, error) {
+		if a.Signature == nil || len(a.Signature.URLs) == 0 {
+			return nil, errMissingSignature
+		}
+		return o.fetchAll(ctx, a.Signature.URLs[min(i, len(a.Signature.URLs)-1)])
+	}
+	return o.check(c, m, a, body, bundle)
+}
+
+func (o Options) ociArtifact(ctx context.Context, m *manifest.Manifest, a manifest.Artifact) Check {
+	c := Check{Target: a.Target.ID, Channel: "oci", URL: a.OCI, Signature: "unchecked"}
+	src, err := o.openOCI(ctx, a.OCI)
+	if err != nil {
+		c.Error = err.Error()
+		return c
+	}
+	body, err := src.tarball(a.SHA256, a.Size)
+	if err != nil {
+		c.Error = err.Error()
+		return c
+	}
+	defer body.Close()
+	return o.check(c, m, a, body, src.bundle)
+}
+
+var errMissingSignature = errors.New("the manifest lists no signature for this artifact")
+
+// check reads one download of an artifact as a stream: layout, size,
+// digest, what is stamped inside, and the signature over the digest.
+func (o Options) check(c Check, m *manifest.Manifest, a manifest.Artifact, body io.Reader, bundle func() ([]byte, error)) Check {
 	fail := func(err error) Check {
 		c.Error = err.Error()
 		return c
 	}
-	body, err := o.open(ctx, u)
-	if err != nil {
-		return fail(err)
-	}
-	defer body.Close()
 	h := sha256.New()
 	counted := &countingReader{r: io.TeeReader(body, h)}
 	contents, err := archive.Read(counted)
@@ -139,7 +175,7 @@ func (o Options) artifact(ctx context.Context, m *manifest.Manifest, a manifest.
 		return fail(err)
 	}
 	if _, err := io.Copy(io.Discard, counted); err != nil { // the rest of the stream, for the digest
-		return fail(fmt.Errorf("reading %s: %w", u, err))
+		return fail(fmt.Errorf("reading %s: %w", c.URL, err))
 	}
 	c.Size, c.SHA256 = counted.n, hex.EncodeToString(h.Sum(nil))
 	switch {
@@ -152,14 +188,9 @@ func (o Options) artifact(ctx context.Context, m *manifest.Manifest, a manifest.
 		return fail(err)
 	}
 	if o.Verifier != nil {
-		if a.Signature == nil || len(a.Signature.URLs) == 0 {
-			c.Signature = "missing"
-			return fail(errors.New("the manifest lists no signature for this artifact"))
-		}
-		su := a.Signature.URLs[min(i, len(a.Signature.URLs)-1)]
-		b, err := o.fetchAll(ctx, su)
+		b, err := bundle()
 		if err != nil {
-			c.Signature = "unreadable"
+			c.Signature = "missing"
 			return fail(err)
 		}
 		if err := verifyBundle(o.Verifier, b, h.Sum(nil)); err != nil {
