@@ -91,11 +91,7 @@ func publishSteps(ctx context.Context, g *globalOptions, cfg *config.Config, r *
 			pubs[i] = &publish.DryRun{Inner: p, Log: g.logger().Info}
 		}
 	}
-	pubPEM, err := signer.PublicKeyPEM()
-	if err != nil {
-		return nil, err
-	}
-	verifier, err := sign.NewKeyVerifier(pubPEM)
+	verifier, err := convergenceChecker(signer)
 	if err != nil {
 		return nil, err
 	}
@@ -221,4 +217,17 @@ func printSummary(g *globalOptions, r *release.Release) error {
 		}
 	}
 	return nil
+}
+
+// convergenceChecker says which already-published bundles a re-run keeps:
+// those valid for our key, or, keyless, those over the same digest.
+func convergenceChecker(signer *sign.Signer) (release.BundleChecker, error) {
+	if signer.Keyless() {
+		return sign.DigestMatcher{}, nil
+	}
+	pubPEM, err := signer.PublicKeyPEM()
+	if err != nil {
+		return nil, err
+	}
+	return sign.NewKeyVerifier(pubPEM)
 }

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/runpod-workers/fwrelease/internal/manifest"
+	"github.com/runpod-workers/fwrelease/internal/publish"
 	"github.com/runpod-workers/fwrelease/internal/release"
 	"github.com/runpod-workers/fwrelease/internal/sign"
 )
@@ -62,15 +65,26 @@ func newSign(g *globalOptions) *cobra.Command {
 // makeSigner picks the key from the flags, else from the config.
 func makeSigner(ctx context.Context, g *globalOptions, o *signOptions) (*sign.Signer, error) {
 	key, keyless := o.key, o.keyless
+	var fulcio, rekor string
+	cfg, cfgErr := g.loadConfig("")
+	if cfgErr == nil {
+		fulcio, rekor = cfg.Sign.FulcioURL, cfg.Sign.RekorURL
+	}
 	if key == "" && !keyless {
-		cfg, err := g.loadConfig("")
-		if err != nil {
-			return nil, fmt.Errorf("no --key or --keyless, and the config gives none: %w", err)
+		if cfgErr != nil {
+			return nil, fmt.Errorf("no --key or --keyless, and the config gives none: %w", cfgErr)
 		}
 		key, keyless = cfg.Sign.Key, cfg.Sign.Keyless
 	}
 	if keyless {
-		return nil, errors.New("keyless signing (Fulcio and Rekor) is not implemented in this version; sign with --key")
+		for _, u := range []string{fulcio, rekor} {
+			if u != "" {
+				if err := checkURL(u, g.allowInsecure); err != nil {
+					return nil, fmt.Errorf("sign: %w", err)
+				}
+			}
+		}
+		return sign.NewKeyless(ctx, sign.KeylessOptions{FulcioURL: fulcio, RekorURL: rekor})
 	}
 	if key == "" {
 		return nil, usageError{errors.New("no signing key: pass --key (a PEM file, env://VAR or a KMS URI) or set sign.key in the config")}
@@ -80,4 +94,22 @@ func makeSigner(ctx context.Context, g *globalOptions, o *signOptions) (*sign.Si
 		return nil, err
 	}
 	return sign.New(ctx, sv)
+}
+
+// checkURL allows https, and plain http to loopback with --allow-insecure.
+func checkURL(u string, allowInsecure bool) error {
+	switch {
+	case strings.HasPrefix(u, "https://"):
+		return nil
+	case strings.HasPrefix(u, "http://") && allowInsecure:
+		host := strings.TrimPrefix(u, "http://")
+		host, _, _ = strings.Cut(host, "/")
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		if publish.IsLoopback(host) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s: want https (plain http only to loopback, with --allow-insecure)", u)
 }

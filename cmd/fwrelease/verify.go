@@ -52,7 +52,7 @@ func newVerify(g *globalOptions) *cobra.Command {
 	f.StringVar(&o.key, "key", "", "the public key the release was signed with (PEM)")
 	f.StringVar(&o.identity, "certificate-identity", "", "keyless: the signer's identity (e.g. the release workflow's URL)")
 	f.StringVar(&o.issuer, "certificate-oidc-issuer", "", "keyless: the OIDC issuer (e.g. https://token.actions.githubusercontent.com)")
-	f.StringVar(&o.trustedRoot, "trusted-root", "", "keyless: a Sigstore trusted_root.json")
+	f.StringVar(&o.trustedRoot, "trusted-root", "", "keyless: a Sigstore trusted_root.json (default: public-good Sigstore's, fetched with TUF)")
 	return cmd
 }
 
@@ -68,7 +68,12 @@ func makeVerifier(o *verifyOptions) (*sign.Verifier, error) {
 		return sign.NewKeyVerifier(pub)
 	case o.identity != "" && o.issuer != "":
 		if o.trustedRoot == "" {
-			return nil, usageError{errors.New("keyless verification needs --trusted-root (a Sigstore trusted_root.json)")}
+			// Public-good Sigstore's root, through its TUF repository.
+			tr, err := root.FetchTrustedRoot()
+			if err != nil {
+				return nil, fmt.Errorf("fetching Sigstore's trusted root (offline? pass --trusted-root): %w", err)
+			}
+			return sign.NewIdentityVerifier(tr, o.identity, o.issuer)
 		}
 		tr, err := root.NewTrustedRootFromPath(o.trustedRoot)
 		if err != nil {

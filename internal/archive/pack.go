@@ -319,7 +319,7 @@ func LinkDuplicates(entries []Entry) (Saved, error) {
 		if e.Kind != File || e.Size == 0 || bySize[e.Size] < 2 {
 			continue // a unique size cannot have a duplicate: skip hashing it
 		}
-		sum, err := fileSum(e.Source)
+		sum, err := FileSHA256(e.Source)
 		if err != nil {
 			return saved, err
 		}
@@ -335,7 +335,8 @@ func LinkDuplicates(entries []Entry) (Saved, error) {
 	return saved, nil
 }
 
-func fileSum(p string) (string, error) {
+// FileSHA256 is the hex sha256 of a file, read as a stream.
+func FileSHA256(p string) (string, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return "", err

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -99,7 +98,7 @@ func treeDigest(entries []archive.Entry) (string, int, error) {
 		if e.Kind != archive.File || e.Name == MetadataFile {
 			continue
 		}
-		sum, err := fileSHA256(e.Source)
+		sum, err := archive.FileSHA256(e.Source)
 		if err != nil {
 			return "", 0, err
 		}
@@ -107,17 +106,4 @@ func treeDigest(entries []archive.Entry) (string, int, error) {
 		files++
 	}
 	return hex.EncodeToString(listing.Sum(nil)), files, nil
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -86,8 +86,10 @@ type Slim struct {
 func (s Slim) On() bool { return s.Enabled == nil || *s.Enabled }
 
 type Sign struct {
-	Key     string `yaml:"key"`
-	Keyless bool   `yaml:"keyless"`
+	Key       string `yaml:"key"`
+	Keyless   bool   `yaml:"keyless"`
+	FulcioURL string `yaml:"fulcio_url"` // keyless; default: public-good Sigstore
+	RekorURL  string `yaml:"rekor_url"`
 }
 
 type Publish struct {

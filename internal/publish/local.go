@@ -2,14 +2,14 @@ package publish
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/url"
 	"os"
 	"path/filepath"
+
+	"github.com/runpod-workers/fwrelease/internal/archive"
 )
 
 // Local publishes into a directory laid out like the S3 bucket:
@@ -64,7 +64,7 @@ func (l *Local) MoveLatest(ctx context.Context, version string, body []byte) (bo
 func (l *Local) Publish(ctx context.Context, obj Object) (string, error) {
 	dst := l.path(obj.Key)
 	u := l.URL(obj.Key)
-	if have, err := fileSHA256(dst); err == nil {
+	if have, err := archive.FileSHA256(dst); err == nil {
 		if have == obj.SHA256 {
 			return u, nil
 		}
@@ -117,17 +117,4 @@ func (r readerCtx) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return r.r.Read(p)
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

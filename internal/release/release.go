@@ -15,6 +15,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/sigstore/sigstore-go/pkg/bundle"
+
+	"github.com/runpod-workers/fwrelease/internal/archive"
 	"github.com/runpod-workers/fwrelease/internal/build"
 	"github.com/runpod-workers/fwrelease/internal/manifest"
 	"github.com/runpod-workers/fwrelease/internal/publish"
@@ -87,7 +90,13 @@ type PublishStep struct {
 	// Verifier, when set, lets a re-run keep a bundle that is already
 	// published and valid for the artifact, rather than fail because this
 	// run's signature has other bytes (signatures are not deterministic).
-	Verifier *sign.Verifier
+	Verifier BundleChecker
+}
+
+// BundleChecker decides whether a published bundle signs an artifact:
+// *sign.Verifier (a key), or sign.DigestMatcher (keyless re-runs).
+type BundleChecker interface {
+	VerifyDigest(b *bundle.Bundle, alg string, digest []byte) error
 }
 
 func (s *PublishStep) String() string {
@@ -143,7 +152,7 @@ func (s *PublishStep) Run(ctx context.Context) error {
 
 // keepPublishedBundle accepts the bundle already published under key if it
 // is a valid signature of the artifact with digest sha by our key.
-func keepPublishedBundle(ctx context.Context, p publish.Publisher, v *sign.Verifier, key, sha string, cause error) (string, error) {
+func keepPublishedBundle(ctx context.Context, p publish.Publisher, v BundleChecker, key, sha string, cause error) (string, error) {
 	r, ok := p.(publish.Reader)
 	if !ok || v == nil {
 		return "", cause
@@ -184,7 +193,7 @@ func objectFor(dist, version, file string) (publish.Object, error) {
 	if err != nil {
 		return publish.Object{}, err
 	}
-	sum, err := fileSHA256(p)
+	sum, err := archive.FileSHA256(p)
 	if err != nil {
 		return publish.Object{}, err
 	}
@@ -200,8 +209,8 @@ const ManifestFile = "manifest.json"
 // missing file.
 type ManifestStep struct {
 	Release    *Release
-	Signer     *sign.Signer   // nil: unsigned
-	Verifier   *sign.Verifier // accepts an already-published manifest signature
+	Signer     *sign.Signer  // nil: unsigned
+	Verifier   BundleChecker // accepts an already-published manifest signature
 	Publishers []publish.Publisher
 }
 

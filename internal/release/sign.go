@@ -2,15 +2,13 @@ package release
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 
+	"github.com/runpod-workers/fwrelease/internal/archive"
 	"github.com/runpod-workers/fwrelease/internal/manifest"
 	"github.com/runpod-workers/fwrelease/internal/sign"
 )
@@ -57,7 +55,7 @@ const ChecksumsFile = "SHA256SUMS"
 func WriteChecksums(r *Release, shards []manifest.Shard) error {
 	var lines []string
 	for _, a := range shards {
-		sum, err := fileSHA256(filepath.Join(r.dir(a.Target.ID), a.File))
+		sum, err := archive.FileSHA256(filepath.Join(r.dir(a.Target.ID), a.File))
 		if err != nil {
 			return err
 		}
@@ -68,17 +66,4 @@ func WriteChecksums(r *Release, shards []manifest.Shard) error {
 	}
 	sort.Strings(lines)
 	return os.WriteFile(filepath.Join(r.Dist, ChecksumsFile), []byte(strings.Join(lines, "")), 0o644)
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("hashing %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -33,6 +33,7 @@ type Signer struct {
 	details signature.AlgorithmDetails
 	pub     crypto.PublicKey
 	opts    sgsign.BundleOptions
+	keyless bool
 }
 
 // New wraps a key. Keys whose signatures cannot be made over a precomputed
@@ -170,13 +171,22 @@ func (k *digestKeypair) GetPublicKeyPem() (string, error) {
 	return string(p), err
 }
 
-func (k *digestKeypair) SignData(ctx context.Context, _ []byte) ([]byte, []byte, error) {
+// SignData signs the precomputed digest when sigstore-go asks for the
+// (empty) content, and data itself otherwise: Fulcio's proof of possession
+// is a signature over the token's subject.
+func (k *digestKeypair) SignData(ctx context.Context, data []byte) ([]byte, []byte, error) {
+	digest := k.digest
+	if len(data) > 0 {
+		h := k.s.details.GetHashType().New()
+		h.Write(data)
+		digest = h.Sum(nil)
+	}
 	sig, err := k.s.sv.SignMessage(bytes.NewReader(nil),
-		options.WithDigest(k.digest),
+		options.WithDigest(digest),
 		options.WithCryptoSignerOpts(k.s.details.GetHashType()),
 		options.WithContext(ctx))
 	if err != nil {
 		return nil, nil, err
 	}
-	return sig, k.digest, nil
+	return sig, digest, nil
 }

@@ -1,6 +1,7 @@
 package sign
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"errors"
@@ -113,4 +114,18 @@ func ParseBundle(data []byte) (*bundle.Bundle, error) {
 		return nil, fmt.Errorf("decoding bundle: %w", err)
 	}
 	return &b, nil
+}
+
+// DigestMatcher accepts a bundle whose message signature covers the given
+// digest, without checking who signed it. A keyless re-run uses it to keep
+// a signature it published before: trust is `fwrelease verify`'s job, with
+// the identity the consumer expects.
+type DigestMatcher struct{}
+
+func (DigestMatcher) VerifyDigest(b *bundle.Bundle, _ string, digest []byte) error {
+	ms := b.GetMessageSignature()
+	if ms == nil || !bytes.Equal(ms.GetMessageDigest().GetDigest(), digest) {
+		return fmt.Errorf("%w: the bundle signs another digest", ErrVerify)
+	}
+	return nil
 }

@@ -41,6 +41,29 @@ func FreeAddr(t testing.TB) string {
 	return addr
 }
 
+// start runs cmd until the test ends, logging to a file, and waits until
+// it listens on addr.
+func start(t testing.TB, addr string, cmd *exec.Cmd) {
+	t.Helper()
+	logFile := filepath.Join(t.TempDir(), filepath.Base(cmd.Path)+".log")
+	out, err := os.Create(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", cmd.Path, err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+		out.Close()
+	})
+	waitListening(t, addr, exited, logFile)
+}
+
 // waitListening waits until addr accepts connections.
 func waitListening(t testing.TB, addr string, exited <-chan struct{}, logFile string) {
 	t.Helper()
@@ -82,24 +105,7 @@ func StartS3(t testing.TB, buckets ...string) *S3 {
 	s := &S3{AccessKey: "fwrelease-test", SecretKey: "fwrelease-test-secret-key", Root: root}
 	addr := FreeAddr(t)
 	s.Endpoint = "http://" + addr
-	logFile := filepath.Join(t.TempDir(), "versitygw.log")
-	out, err := os.Create(logFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "--port", addr, "--access", s.AccessKey, "--secret", s.SecretKey, "--quiet", "posix", root)
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting versitygw: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-		out.Close()
-	})
-	waitListening(t, addr, exited, logFile)
+	start(t, addr, exec.Command(bin, "--port", addr, "--access", s.AccessKey, "--secret", s.SecretKey, "--quiet", "posix", root))
 	return s
 }
 
@@ -133,24 +139,8 @@ func StartRegistry(t testing.TB) string {
 	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logFile := filepath.Join(dir, "registry.log")
-	out, err := os.Create(logFile)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cmd := exec.Command(bin, "serve", cfg)
-	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Env = append(os.Environ(), "OTEL_TRACES_EXPORTER=none", "OTEL_SDK_DISABLED=true")
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting the registry: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-		out.Close()
-	})
-	waitListening(t, addr, exited, logFile)
+	start(t, addr, cmd)
 	return addr
 }

@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# Benchmarks fwrelease against the tools a release engineer would otherwise
+# use, side by side on this machine in this run, and writes BENCHMARKS.md.
+# Ratios matter, not absolute times: machines are shared and noisy.
+#
+# Needs: go, hyperfine, pigz, zstd, GNU time, Debian's python3 packages of
+# the realistic tree (see .ci/run), versitygw, registry and oras (go install),
+# and the aws CLI for the S3 comparison (skipped, and said so, without it).
+# usage: bench/run.sh [OUT.md]   (default BENCHMARKS.md)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-BENCHMARKS.md}
+export PATH="$HOME/go/bin:$PATH"
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+fw="$work/fwrelease"
+go build -o "$fw" ./cmd/fwrelease
+runs=${BENCH_RUNS:-5}
+
+mean() { python3 -c 'import json,sys; print("%.3f" % json.load(open(sys.argv[1]))["results"][int(sys.argv[2])]["mean"])' "$@"; }
+size() { stat -c %s "$1"; }
+ratio() { python3 -c 'import sys; print("%.2f" % (float(sys.argv[1]) / float(sys.argv[2])))' "$1" "$2"; }
+peak() { # peak RSS in MiB of a command
+  /usr/bin/time -f %M -o "$work/rss" "$@" >/dev/null 2>"$work/rss.err" || { cat "$work/rss.err" >&2; return 1; }
+  python3 -c 'import sys; print("%.0f" % (int(open(sys.argv[1]).read().split()[-1]) / 1024))' "$work/rss"
+}
+
+echo "== the realistic tree"
+/usr/bin/python3 bench/realistic_tree.py "$work/tree/site-packages" >/dev/null
+mkdir -p "$work/cfg/scripts"
+cp examples/flash-worker/scripts/bootstrap.sh "$work/cfg/scripts/"
+cfg() { # cfg NAME DEPS_DIR [EXTRA]
+  cat > "$work/cfg/$1.yaml" <<YAML
+name: flash-worker
+version: "1.0.0"
+source_date_epoch: 1767225600
+matrix: {python: ["3.11"]}
+files: [{src: scripts/bootstrap.sh, dst: bootstrap.sh, mode: "0755"}]
+deps: {dir: $2}
+${3:-}
+YAML
+  echo "$work/cfg/$1.yaml"
+}
+tree_cfg=$(cfg tree "$work/tree/site-packages")
+tree_bytes=$(du -sb "$work/tree" | cut -f1)
+
+echo "== pack: the same staged tree, unslimmed"
+hyperfine --runs "$runs" --warmup 1 --export-json "$work/pack.json" \
+  "$fw --config $tree_cfg --dist $work/d-noslim build --no-slim" \
+  "tar czf $work/t.tar.gz -C $work/tree site-packages" \
+  "tar cf - -C $work/tree site-packages | pigz > $work/t.pigz.tar.gz" \
+  "tar cf - -C $work/tree site-packages | zstd -q -T0 -o $work/t.tar.zst -f" >/dev/null
+fw_pack=$(ls "$work"/d-noslim/*.tar.gz)
+
+echo "== slim"
+"$fw" --config "$tree_cfg" --dist "$work/d-slim" build 2>/dev/null >/dev/null
+fw_slim=$(ls "$work"/d-slim/*.tar.gz)
+mkdir -p "$work/x1" "$work/x2"
+hyperfine --runs "$runs" --warmup 1 --export-json "$work/extract.json" \
+  --prepare "rm -rf $work/x1/* $work/x2/*" \
+  "tar xzf $work/t.tar.gz -C $work/x1" \
+  "tar xzf $fw_slim -C $work/x2" >/dev/null
+
+echo "== scale: targets of the example built at once"
+for n in 1 2 4; do
+  ids=$("$fw" --config examples/flash-worker/fwrelease.yaml targets --json | python3 -c 'import json,sys; print(" ".join("--target " + t["id"] for t in json.load(sys.stdin)[:int(sys.argv[1])]))' "$n")
+  # shellcheck disable=SC2086
+  hyperfine --runs 3 --warmup 1 --export-json "$work/scale$n.json" "$fw --config examples/flash-worker/fwrelease.yaml --dist $work/scale$n build $ids" >/dev/null
+done
+
+echo "== memory: a 2 GiB artifact"
+mkdir -p "$work/big/site-packages/blob"
+head -c 2G /dev/urandom > "$work/big/site-packages/blob/data.bin"
+big_cfg=$(cfg big "$work/big/site-packages")
+rss_build=$(peak "$fw" --config "$big_cfg" --dist "$work/dbig" build --no-slim)
+bigtar=$(ls "$work"/dbig/*.tar.gz)
+go run ./bench/keygen "$work/bench.key" "$work/bench.pub"
+rss_sign=$(peak "$fw" --config "$big_cfg" --dist "$work/dbig" sign --key "$work/bench.key")
+
+echo "== publish: S3 (versitygw) and OCI (registry)"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mkdir -p "$work/s3/releases" "$work/s3/awscli"
+versitygw --port "127.0.0.1:$port" --access bench --secret bench-secret-key --quiet posix "$work/s3" >/dev/null 2>&1 &
+sleep 2
+export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret-key AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+cat >> "$big_cfg" <<YAML
+publish:
+  s3: {bucket: releases, prefix: fw, region: us-east-1, endpoint: "http://127.0.0.1:$port", path_style: true}
+YAML
+t0=$(date +%s.%N)
+rss_publish=$(peak "$fw" --config "$big_cfg" --dist "$work/dbig" --allow-insecure publish --key "$work/bench.key")
+t1=$(date +%s.%N)
+"$fw" --config "$big_cfg" --dist "$work/dbig" --allow-insecure publish --key "$work/bench.key" >/dev/null 2>&1
+t2=$(date +%s.%N)
+first=$(python3 -c "print('%.2f' % ($t1 - $t0))"); rerun=$(python3 -c "print('%.2f' % ($t2 - $t1))")
+if command -v aws >/dev/null; then
+  t3=$(date +%s.%N)
+  aws --endpoint-url "http://127.0.0.1:$port" s3 cp --quiet "$bigtar" s3://awscli/big.tar.gz
+  t4=$(date +%s.%N)
+  awscli=$(python3 -c "print('%.2f' % ($t4 - $t3))")
+else
+  awscli="(aws CLI not installed)"
+fi
+reg=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+printf 'version: 0.1\nlog: {level: error}\nstorage: {inmemory: {}}\nhttp: {addr: 127.0.0.1:%s}\n' "$reg" > "$work/reg.yml"
+OTEL_TRACES_EXPORTER=none registry serve "$work/reg.yml" >/dev/null 2>&1 &
+sleep 2
+mkdir -p "$work/oci/site-packages/blob"
+head -c 512M /dev/urandom > "$work/oci/site-packages/blob/data.bin"
+oci_cfg=$(cfg oci "$work/oci/site-packages" "publish: {oci: {repository: 127.0.0.1:$reg/bench/fw, plain_http: true}}")
+"$fw" --config "$oci_cfg" --dist "$work/doci" build --no-slim >/dev/null 2>&1
+ocitar=$(ls "$work"/doci/*.tar.gz)
+t5=$(date +%s.%N)
+"$fw" --config "$oci_cfg" --dist "$work/doci" --allow-insecure publish --key "$work/bench.key" >/dev/null 2>&1
+t6=$(date +%s.%N)
+(cd "$work/doci" && oras push --plain-http "127.0.0.1:$reg/bench/oras:v1" "$(basename "$ocitar"):application/vnd.oci.image.layer.v1.tar+gzip" >/dev/null)
+t7=$(date +%s.%N)
+fwoci=$(python3 -c "print('%.2f' % ($t6 - $t5))"); orasoci=$(python3 -c "print('%.2f' % ($t7 - $t6))")
+
+pack_fw=$(mean "$work/pack.json" 0); pack_tar=$(mean "$work/pack.json" 1); pack_pigz=$(mean "$work/pack.json" 2); pack_zstd=$(mean "$work/pack.json" 3)
+x_plain=$(mean "$work/extract.json" 0); x_slim=$(mean "$work/extract.json" 1)
+cat > "$out" <<MD
+# Benchmarks
+
+Written by \`bench/run.sh\` on $(date -u +%Y-%m-%d), on this machine: $(nproc) cores,
+$(free -g | awk '/Mem:/ {print $2}') GiB, $(go version | cut -d' ' -f3), $(uname -r).
+Ratios are what to read: the machines are shared and noisy. Each timing is
+hyperfine's mean of $runs runs unless it says otherwise.
+
+## Pack: a staged tree of $(python3 -c "print('%.1f' % ($tree_bytes / 2**20))") MiB (the realistic tree, unslimmed)
+
+| command | time (s) | × tar czf | size (bytes) | × tar czf |
+| --- | --- | --- | --- | --- |
+| \`fwrelease build --no-slim\` (stage, stamp, hash, deterministic tar, pgzip) | $pack_fw | $(ratio "$pack_fw" "$pack_tar") | $(size "$fw_pack") | $(ratio "$(size "$fw_pack")" "$(size "$work/t.tar.gz")") |
+| \`tar czf\` | $pack_tar | 1.00 | $(size "$work/t.tar.gz") | 1.00 |
+| \`tar \| pigz\` | $pack_pigz | $(ratio "$pack_pigz" "$pack_tar") | $(size "$work/t.pigz.tar.gz") | $(ratio "$(size "$work/t.pigz.tar.gz")" "$(size "$work/t.tar.gz")") |
+| \`tar \| zstd -T0\` | $pack_zstd | $(ratio "$pack_zstd" "$pack_tar") | $(size "$work/t.tar.zst") | $(ratio "$(size "$work/t.tar.zst")" "$(size "$work/t.tar.gz")") |
+
+## Slim: the same tree, what a cold start downloads and extracts
+
+| | size (bytes) | extraction (s) |
+| --- | --- | --- |
+| \`tar czf\` of the unslimmed tree | $(size "$work/t.tar.gz") | $x_plain |
+| fwrelease, slimmed | $(size "$fw_slim") | $x_slim |
+| ratio | $(ratio "$(size "$fw_slim")" "$(size "$work/t.tar.gz")") | $(ratio "$x_slim" "$x_plain") |
+
+## Memory: a 2 GiB (incompressible) artifact
+
+| command | peak RSS (MiB) |
+| --- | --- |
+| \`fwrelease build --no-slim\` | $rss_build |
+| \`fwrelease sign --key\` | $rss_sign |
+| \`fwrelease publish\` to S3 (multipart, 16 MiB parts, 4 in flight) | $rss_publish |
+
+## Publish
+
+| | time (s) |
+| --- | --- |
+| \`fwrelease publish\` of the 2 GiB release to S3 (versitygw), first run | $first |
+| the same, re-run (nothing to upload) | $rerun |
+| \`aws s3 cp\` of the same tarball to the same server | $awscli |
+| \`fwrelease publish\` of a 512 MiB release to the registry (single runs) | $fwoci |
+| \`oras push\` of the same tarball | $orasoci |
+
+## Scale: targets of the example built at once (3 runs each)
+
+| targets | time (s) |
+| --- | --- |
+| 1 | $(mean "$work/scale1.json" 0) |
+| 2 | $(mean "$work/scale2.json" 0) |
+| 4 | $(mean "$work/scale4.json" 0) |
+MD
+echo "wrote $out"
+cat "$out"

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/runpod-workers/fwrelease/internal/testserver"
+)
+
+const (
+	workflowIdentity = "https://github.com/runpod-workers/flash/.github/workflows/release.yml@refs/tags/v1.2.0"
+	actionsIssuer    = "https://token.actions.githubusercontent.com"
+)
+
+// Keyless signing as in the release workflow, offline: the OIDC token from
+// the Actions endpoint, a certificate from Fulcio, an entry in Rekor; then
+// fwrelease verify and cosign check the identity against a trusted root.
+func TestKeylessReleaseVerifies(t *testing.T) {
+	skipShort(t)
+	ss := testserver.StartSigstore(t, workflowIdentity, actionsIssuer)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	copyExample(t, src, 0o644, 0o755)
+	cfg := filepath.Join(src, "fwrelease.yaml")
+	f, _ := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
+	fmt.Fprintf(f, "sign: {keyless: true, fulcio_url: %q, rekor_url: %q}\npublish:\n  local: {dir: %s}\n", ss.Fulcio.URL, ss.Rekor.URL, filepath.Join(dir, "mirror"))
+	f.Close()
+	dist := filepath.Join(dir, "dist")
+	env := append(ss.Env(), "GITHUB_SHA="+fixedCommit)
+
+	r := run(t, dir, env, "--config", cfg, "--dist", dist, "--allow-insecure", "release", "--target", "py3.11-cpu-linux-x86_64")
+	if r.code != 0 {
+		t.Fatalf("keyless release: exit %d\n%s", r.code, r.stderr)
+	}
+	if strings.Contains(r.stdout+r.stderr, ss.RequestToken) {
+		t.Error("the OIDC request token appeared in the output")
+	}
+	trusted := ss.TrustedRoot(t)
+	mpath := filepath.Join(dist, "manifest.json")
+	v := run(t, dir, nil, "verify", mpath, "--certificate-identity", workflowIdentity, "--certificate-oidc-issuer", actionsIssuer, "--trusted-root", trusted)
+	if v.code != 0 || !strings.Contains(v.stdout, " ok ") {
+		t.Errorf("verify keyless: exit %d\n%s%s", v.code, v.stdout, v.stderr)
+	}
+	v = run(t, dir, nil, "verify", mpath, "--certificate-identity", "https://github.com/evil/fork/.github/workflows/release.yml@refs/tags/v1.2.0", "--certificate-oidc-issuer", actionsIssuer, "--trusted-root", trusted)
+	if v.code != 1 || !strings.Contains(v.stderr, "signature verification failed") {
+		t.Errorf("verify with another identity: exit %d\n%s%s", v.code, v.stdout, v.stderr)
+	}
+
+	// cosign, independently: the certificate chain, the identity and the
+	// Rekor entry (no CT log in this offline root, hence --insecure-ignore-sct).
+	tarball := filepath.Join(dist, "flash-worker-v1.2.0-py3.11-linux-x86_64.tar.gz")
+	out, err := exec.Command(cosignBin(t), "verify-blob", "--bundle", tarball+".sigstore.json", "--new-bundle-format",
+		"--certificate-identity", workflowIdentity, "--certificate-oidc-issuer", actionsIssuer,
+		"--trusted-root", trusted, "--insecure-ignore-sct", tarball).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Verified OK") {
+		t.Errorf("cosign verify-blob (keyless): %v\n%s", err, out)
+	}
+
+	// A re-run converges: new signatures differ, the published ones stay.
+	if r := run(t, dir, env, "--config", cfg, "--dist", dist, "--allow-insecure", "release", "--target", "py3.11-cpu-linux-x86_64"); r.code != 0 {
+		t.Errorf("keyless re-run: %s", r.stderr)
+	}
+
+	// Without the Actions token, a clear message.
+	r = run(t, dir, []string{"ACTIONS_ID_TOKEN_REQUEST_URL=", "SIGSTORE_ID_TOKEN="}, "--config", cfg, "--dist", dist, "--allow-insecure", "sign")
+	if r.code != 1 || !strings.Contains(r.stderr, "id-token: write") {
+		t.Errorf("no token: exit %d, %s", r.code, r.stderr)
+	}
+}
