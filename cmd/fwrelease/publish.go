@@ -161,7 +161,7 @@ func makePublishers(ctx context.Context, g *globalOptions, cfg *config.Config, t
 			if err != nil {
 				return nil, nil, err
 			}
-			p.Replace, p.Log = replace, g.logger()
+			p.Replace, p.Log, p.Progress = replace, g.logger(), g.progressBar()
 			pubs = append(pubs, p)
 		case "github":
 			c := cfg.Publish.GitHub

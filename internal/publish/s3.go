@@ -39,6 +39,7 @@ type S3 struct {
 	Threshold   int64 // multipart above this; default 64 MiB
 	Concurrency int   // parts in flight; default 4
 	Log         *slog.Logger
+	Progress    Progress
 
 	// Uploaded counts artifact bytes sent, so tests and the summary can
 	// tell a no-op re-run from a real one.
@@ -149,7 +150,7 @@ func (p *S3) put(ctx context.Context, key string, obj Object, replacing bool) er
 	in := &s3.PutObjectInput{
 		Bucket:         &p.Bucket,
 		Key:            &key,
-		Body:           f,
+		Body:           &trackedReader{r: f, t: newTracker(obj.Key, obj.Size, p.Progress)},
 		ContentLength:  aws.Int64(obj.Size),
 		ChecksumSHA256: aws.String(base64.StdEncoding.EncodeToString(sum)),
 		ContentType:    aws.String(contentType(key)),
@@ -218,6 +219,7 @@ func (p *S3) uploadParts(ctx context.Context, key, uploadID string, obj Object) 
 	defer f.Close()
 	size := p.partSize()
 	n := int((obj.Size + size - 1) / size)
+	progress := newTracker(obj.Key, obj.Size, p.Progress)
 	parts := make([]types.CompletedPart, n)
 	// On a failure no new part starts, but the parts in flight are let
 	// finish rather than cancelled: a request cut off mid-body can still be
@@ -245,7 +247,7 @@ func (p *S3) uploadParts(ctx context.Context, key, uploadID string, obj Object) 
 			num := int32(i + 1)
 			out, err := p.Client.UploadPart(ctx, &s3.UploadPartInput{
 				Bucket: &p.Bucket, Key: &key, UploadId: &uploadID, PartNumber: &num,
-				Body: io.NewSectionReader(f, off, length), ContentLength: aws.Int64(length),
+				Body: &trackedReader{r: io.NewSectionReader(f, off, length), t: progress}, ContentLength: aws.Int64(length),
 				ChecksumSHA256: &sum,
 			})
 			if err != nil {

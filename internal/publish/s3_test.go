@@ -131,8 +131,18 @@ func TestS3PublishAgainstVersity(t *testing.T) {
 		o := writeObject(t, t.TempDir(), "big.tar.gz", big)
 		mp := newS3(t, srv.Endpoint)
 		mp.Threshold, mp.PartSize = 5<<20, 5<<20
+		var reported atomic.Int64
+		mp.Progress = func(name string, done, total int64) {
+			if name != o.Key || total != o.Size {
+				t.Errorf("progress for %s of %d bytes", name, total)
+			}
+			reported.Store(done)
+		}
 		if _, err := mp.Publish(ctx, o); err != nil {
 			t.Fatal(err)
+		}
+		if reported.Load() != o.Size {
+			t.Errorf("progress reached %d of %d bytes", reported.Load(), o.Size)
 		}
 		if data, _ := getObject(t, p, "flash-worker/"+o.Key); !bytes.Equal(data, big) {
 			t.Errorf("multipart object differs (%d bytes back)", len(data))
