@@ -28,9 +28,10 @@ func (t *tracker) add(n int64) {
 	if t == nil || t.report == nil || n <= 0 {
 		return
 	}
-	done := t.done.Add(n)
+	t.done.Add(n)
 	t.reportMu.Lock()
-	t.report(t.name, done, t.total)
+	// Read under the lock, so reports never go backwards.
+	t.report(t.name, t.done.Load(), t.total)
 	t.reportMu.Unlock()
 }
 
