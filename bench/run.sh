@@ -102,7 +102,8 @@ else
   awscli="(aws CLI not installed)"
 fi
 reg=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-printf 'version: 0.1\nlog: {level: error}\nstorage: {inmemory: {}}\nhttp: {addr: 127.0.0.1:%s}\n' "$reg" > "$work/reg.yml"
+mkdir -p "$work/regdata"
+printf 'version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: 127.0.0.1:%s}\n' "$work/regdata" "$reg" > "$work/reg.yml"
 OTEL_TRACES_EXPORTER=none registry serve "$work/reg.yml" >/dev/null 2>&1 &
 sleep 2
 mkdir -p "$work/oci/site-packages/blob"

@@ -40,40 +40,7 @@ func newRelease(g *globalOptions) *cobra.Command {
 			if !o.snapshot {
 				return fullRelease(cmd.Context(), g, cfg, b, targets, o)
 			}
-			// A snapshot publishes into dist/ only, and starts that tree
-			// afresh: its ephemeral key signs differently every run.
-			localDir := filepath.Join(g.dist, "local")
-			if err := os.RemoveAll(localDir); err != nil {
-				return err
-			}
-			signer, err := snapshotSigner(cmd.Context(), g.dist)
-			if err != nil {
-				return err
-			}
-			local := &publish.Local{Dir: localDir}
-			ociDir := filepath.Join(g.dist, "oci")
-			if err := os.RemoveAll(ociDir); err != nil {
-				return err
-			}
-			layout, err := publish.NewOCILayout(ociDir)
-			if err != nil {
-				return err
-			}
-			r := &release.Release{Dist: g.dist}
-			steps := []release.Step{
-				&release.BuildStep{Builder: b, Targets: targets, Release: r},
-				&release.SignStep{Signer: signer, Release: r},
-				&release.PublishStep{Publisher: local, Release: r},
-				&release.PublishStep{Publisher: local, Release: r, Signatures: true},
-				&release.OCIStep{OCI: layout, Release: r, Source: sourceURL(cfg)},
-				&release.ManifestStep{Release: r, Signer: signer, Publishers: []publish.Publisher{local}},
-				&release.LatestStep{Release: r, Publishers: []publish.Publisher{local}},
-			}
-			if err := release.Run(cmd.Context(), g.logger(), steps); err != nil {
-				return err
-			}
-			fmt.Fprintln(g.stdout, filepath.Join(g.dist, release.ManifestFile))
-			return nil
+			return snapshotRelease(cmd.Context(), g, cfg, b, targets)
 		},
 	}
 	f := cmd.Flags()
@@ -108,6 +75,42 @@ func fullRelease(ctx context.Context, g *globalOptions, cfg *config.Config, b *b
 		return err
 	}
 	return printSummary(g, r)
+}
+
+// snapshotRelease publishes into dist/ only: the local channel, an OCI
+// layout, and a manifest signed with an ephemeral key. It starts those trees
+// afresh, since that key signs differently every run.
+func snapshotRelease(ctx context.Context, g *globalOptions, cfg *config.Config, b *build.Builder, targets []target.Target) error {
+	localDir, ociDir := filepath.Join(g.dist, "local"), filepath.Join(g.dist, "oci")
+	for _, d := range []string{localDir, ociDir} {
+		if err := os.RemoveAll(d); err != nil {
+			return err
+		}
+	}
+	signer, err := snapshotSigner(ctx, g.dist)
+	if err != nil {
+		return err
+	}
+	layout, err := publish.NewOCILayout(ociDir)
+	if err != nil {
+		return err
+	}
+	local := &publish.Local{Dir: localDir}
+	r := &release.Release{Dist: g.dist}
+	steps := []release.Step{
+		&release.BuildStep{Builder: b, Targets: targets, Release: r},
+		&release.SignStep{Signer: signer, Release: r},
+		&release.PublishStep{Publisher: local, Release: r},
+		&release.PublishStep{Publisher: local, Release: r, Signatures: true},
+		&release.OCIStep{OCI: layout, Release: r, Source: sourceURL(cfg)},
+		&release.ManifestStep{Release: r, Signer: signer, Publishers: []publish.Publisher{local}},
+		&release.LatestStep{Release: r, Publishers: []publish.Publisher{local}},
+	}
+	if err := release.Run(ctx, g.logger(), steps); err != nil {
+		return err
+	}
+	fmt.Fprintln(g.stdout, filepath.Join(g.dist, release.ManifestFile))
+	return nil
 }
 
 // snapshotSigner makes an ephemeral key and writes its public half to
