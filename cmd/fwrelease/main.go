@@ -9,13 +9,22 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// FWRELEASE_CPUPROFILE=FILE profiles a run, for the benchmarks.
+	if path := os.Getenv("FWRELEASE_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
+	}
 	err := newRoot().ExecuteContext(ctx)
+	pprof.StopCPUProfile()
 	if err == nil {
 		return
 	}

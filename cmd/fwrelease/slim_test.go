@@ -90,3 +90,39 @@ func TestSlimBudget(t *testing.T) {
 		t.Errorf("an over-budget tarball was left: %v", m)
 	}
 }
+
+// deps.dir is hard-linked, not copied: the build must never write through
+// a link into the tree it was given.
+func TestDepsDirIsLeftAlone(t *testing.T) {
+	skipShort(t)
+	dir := t.TempDir()
+	tree := filepath.Join(dir, "site-packages")
+	files := map[string]string{
+		"bin/tool":                     "#!/opt/python/bin/python3.11\nimport tool\n",
+		"tool/__init__.py":             "X = 1\n",
+		"tool/__pycache__/x.pyc":       "bytecode",
+		"tool-1.0.dist-info/METADATA":  "Name: tool\nVersion: 1.0\n",
+		"tool-1.0.dist-info/RECORD":    "bin/tool,sha256=abc,40\ntool/__init__.py,,\n",
+		"tool-1.0.dist-info/INSTALLER": "pip\n",
+	}
+	for name, content := range files {
+		p := filepath.Join(tree, filepath.FromSlash(name))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.WriteFile(p, []byte(content), 0o600)
+	}
+	for _, slim := range [][]string{nil, {"--no-slim"}} {
+		cfg := depsDirConfig(t, dir, tree, "")
+		r := run(t, dir, nil, append([]string{"--config", cfg, "--dist", filepath.Join(dir, "dist"), "build"}, slim...)...)
+		if r.code != 0 {
+			t.Fatalf("build %v: %s", slim, r.stderr)
+		}
+		for name, content := range files {
+			p := filepath.Join(tree, filepath.FromSlash(name))
+			got, err := os.ReadFile(p)
+			info, _ := os.Stat(p)
+			if err != nil || string(got) != content || info.Mode().Perm() != 0o600 {
+				t.Errorf("build %v changed deps.dir's %s: %q (mode %v, %v)", slim, name, got, info.Mode(), err)
+			}
+		}
+	}
+}

@@ -281,6 +281,15 @@ func (s *slimmer) stripDebug(ctx context.Context) (SlimResult, error) {
 		if err != nil {
 			return res, err
 		}
+		// strip rewrites a hard-linked file in place (through the link):
+		// give it a private copy first.
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return res, err
+		}
+		if err := replaceFile(p, data, before.Mode().Perm()); err != nil {
+			return res, err
+		}
 		if out, err := exec.CommandContext(ctx, stripBin, "--strip-debug", p).CombinedOutput(); err != nil {
 			return res, fmt.Errorf("strip --strip-debug %s: %v: %s", p, err, out)
 		}
@@ -353,7 +362,7 @@ func normaliseScripts(sitePackages string) error {
 			continue
 		}
 		out := append([]byte("#!/usr/bin/env python3\n"), rest...)
-		if err := os.WriteFile(p, out, 0o755); err != nil {
+		if err := replaceFile(p, out, 0o755); err != nil {
 			return err
 		}
 		changed["bin/"+s.Name()] = true
@@ -394,5 +403,5 @@ func blankRecordHashes(record string, changed map[string]bool) error {
 	if err := sc.Err(); err != nil {
 		return err
 	}
-	return os.WriteFile(record, out.Bytes(), 0o644)
+	return replaceFile(record, out.Bytes(), 0o644)
 }

@@ -70,6 +70,7 @@ type copier struct {
 	root    string
 	mode    string
 	written map[string]string
+	link    bool // hard-link files where the file system allows
 }
 
 func (c copier) copyTree(src, dst string) error {
@@ -100,6 +101,14 @@ func (c copier) copyTree(src, dst string) error {
 }
 
 func (c copier) copyFile(src, dst string, mode fs.FileMode) error {
+	if c.link {
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		if os.Link(src, dst) == nil {
+			return nil // its mode is the source's; packing keeps only the exec bit
+		}
+	}
 	perm := fs.FileMode(0o644)
 	if mode&0o111 != 0 {
 		perm = 0o755
@@ -151,4 +160,27 @@ func (c copier) copyLink(src, dst string) error {
 		return err
 	}
 	return os.Symlink(target, dst)
+}
+
+// replaceFile writes data to path through a new file renamed into place, so
+// that a hard link to a source tree (deps.dir) is broken, never written
+// through.
+func replaceFile(path string, data []byte, perm fs.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
