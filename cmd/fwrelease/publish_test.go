@@ -5,9 +5,14 @@ import (
 	"crypto/elliptic"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -183,4 +188,59 @@ func readAll(t *testing.T, rc interface {
 		}
 	}
 	return []byte(buf.String())
+}
+
+// A publish that fails half-way leaves consumers on the previous release:
+// no manifest, no latest.json, no open multipart upload; the next run
+// completes it.
+func TestPublishFailsHalfWayThenCompletes(t *testing.T) {
+	skipShort(t)
+	srv := testserver.StartS3(t, "releases")
+	s3c := publicRead(t, srv, "releases")
+	var puts atomic.Int32
+	target, _ := url.Parse(srv.Endpoint)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The third artifact upload fails for good.
+		if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, ".tar.gz") && puts.Add(1) == 3 {
+			http.Error(w, "<Error><Code>AccessDenied</Code></Error>", http.StatusForbidden)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	defer proxy.Close()
+	dir := t.TempDir()
+	cfg, pub := releaseConfig(t, dir, proxy.URL)
+	data, _ := os.ReadFile(cfg)
+	// S3 only: the local mirror would otherwise be complete.
+	os.WriteFile(cfg, []byte(strings.Replace(string(data), "  local: {dir: "+filepath.Join(dir, "mirror")+"}\n", "", 1)), 0o644)
+	env := append(srv.Env(), "GITHUB_SHA="+fixedCommit)
+	dist := filepath.Join(dir, "dist")
+
+	r := run(t, dir, env, "--config", cfg, "--dist", dist, "--allow-insecure", "release")
+	if r.code != 1 || !strings.Contains(r.stderr, "publish artifacts to s3") {
+		t.Fatalf("want the release to fail publishing artifacts: exit %d\n%s", r.code, r.stderr)
+	}
+	for _, key := range []string{"flash-worker/v1.2.0/manifest.json", "flash-worker/v1.2.0/manifest.json.sigstore.json", "flash-worker/latest.json"} {
+		if body, err := s3c.Fetch(context.Background(), key); err == nil {
+			body.Close()
+			t.Errorf("%s exists after a failed release", key)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dist, "manifest.json")); err == nil {
+		t.Error("dist/manifest.json written by a failed release")
+	}
+	uploads, err := s3c.Client.ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String("releases")})
+	if err != nil || len(uploads.Uploads) != 0 {
+		t.Errorf("open multipart uploads: %v %v", uploads, err)
+	}
+
+	r = run(t, dir, env, "--config", cfg, "--dist", dist, "--allow-insecure", "release")
+	if r.code != 0 {
+		t.Fatalf("the next run: %s", r.stderr)
+	}
+	v := run(t, dir, nil, "--allow-insecure", "verify", filepath.Join(dist, "manifest.json"), "--key", pub)
+	if v.code != 0 || strings.Count(v.stdout, " ok ") != 4 {
+		t.Errorf("verify after completing: exit %d\n%s%s", v.code, v.stdout, v.stderr)
+	}
 }

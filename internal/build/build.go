@@ -152,6 +152,7 @@ func (b *Builder) buildTarget(ctx context.Context, t target.Target) (Result, err
 		return Result{}, err
 	}
 	b.Log.Info("built", "target", t.ID(), "file", path, "bytes", digest.Size, "sha256", digest.SHA256, "took", time.Since(start).Round(time.Millisecond))
+	b.Log.Info("largest packages", "target", t.ID(), "uncompressed", LargestPackages(entries, 5))
 	return Result{Shard: shard, Path: path, Slimmed: slimmed}, nil
 }
 

@@ -38,30 +38,55 @@ func PackageOf(name string) string {
 	return normalizeName(top)
 }
 
-// SizeReport is a table of uncompressed size by package, largest first.
-func SizeReport(entries []archive.Entry, top int) string {
-	sizes := map[string]int64{}
-	files := map[string]int{}
-	var total int64
+type packageSizes struct {
+	names []string // largest first
+	sizes map[string]int64
+	files map[string]int
+	total int64
+}
+
+func sizesOf(entries []archive.Entry) packageSizes {
+	ps := packageSizes{sizes: map[string]int64{}, files: map[string]int{}}
 	for _, e := range entries {
 		if e.Kind != archive.File {
 			continue
 		}
 		p := PackageOf(e.Name)
-		sizes[p] += e.Size
-		files[p]++
-		total += e.Size
+		ps.sizes[p] += e.Size
+		ps.files[p]++
+		ps.total += e.Size
 	}
-	names := make([]string, 0, len(sizes))
-	for n := range sizes {
-		names = append(names, n)
+	for n := range ps.sizes {
+		ps.names = append(ps.names, n)
 	}
-	sort.Slice(names, func(i, j int) bool {
-		if sizes[names[i]] != sizes[names[j]] {
-			return sizes[names[i]] > sizes[names[j]]
+	sort.Slice(ps.names, func(i, j int) bool {
+		a, b := ps.names[i], ps.names[j]
+		if ps.sizes[a] != ps.sizes[b] {
+			return ps.sizes[a] > ps.sizes[b]
 		}
-		return names[i] < names[j]
+		return a < b
 	})
+	return ps
+}
+
+// LargestPackages is a one-line summary for the build log:
+// "numpy=19.2MiB aiohttp=3.1MiB …".
+func LargestPackages(entries []archive.Entry, top int) string {
+	ps := sizesOf(entries)
+	var parts []string
+	for i, n := range ps.names {
+		if i == top {
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s=%.1fMiB", n, float64(ps.sizes[n])/(1<<20)))
+	}
+	return strings.Join(parts, " ")
+}
+
+// SizeReport is a table of uncompressed size by package, largest first.
+func SizeReport(entries []archive.Entry, top int) string {
+	ps := sizesOf(entries)
+	names, sizes, files, total := ps.names, ps.sizes, ps.files, ps.total
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "PACKAGE\tFILES\tBYTES\t")
