@@ -22,6 +22,7 @@ import (
 	"github.com/runpod-workers/fwrelease/internal/archive"
 	"github.com/runpod-workers/fwrelease/internal/manifest"
 	"github.com/runpod-workers/fwrelease/internal/sign"
+	"github.com/runpod-workers/fwrelease/schema"
 )
 
 // Options say whom to trust and what to fetch.
@@ -70,6 +71,9 @@ func Release(ctx context.Context, ref string, o Options) (*manifest.Manifest, []
 	}
 	m, err := manifest.Decode(data)
 	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", ref, err)
+	}
+	if err := schema.ValidateManifest(data); err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", ref, err)
 	}
 	if o.ManifestOnly {
@@ -260,7 +264,7 @@ func (o Options) open(ctx context.Context, ref string) (io.ReadCloser, error) {
 		resp.Body.Close()
 		return nil, fmt.Errorf("GET %s: %s", ref, resp.Status)
 	}
-	return resp.Body, nil
+	return &resumingBody{ctx: ctx, client: o.HTTP, url: ref, body: resp.Body, etag: resp.Header.Get("ETag")}, nil
 }
 
 const maxSmall = 16 << 20
