@@ -128,13 +128,13 @@ func (p *S3) remoteSHA256(ctx context.Context, key string) (string, bool, error)
 	if sum := head.Metadata[shaMetaKey]; sum != "" {
 		return sum, true, nil
 	}
-	out, err := p.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: &p.Bucket, Key: &key})
+	body, err := p.get(ctx, key)
 	if err != nil {
 		return "", true, err
 	}
-	defer out.Body.Close()
+	defer body.Close()
 	h := sha256.New()
-	if _, err := io.Copy(h, out.Body); err != nil {
+	if _, err := io.Copy(h, body); err != nil {
 		return "", true, err
 	}
 	return hex.EncodeToString(h.Sum(nil)), true, nil
@@ -310,12 +310,7 @@ var (
 )
 
 func (p *S3) Fetch(ctx context.Context, key string) (io.ReadCloser, error) {
-	k := p.key(key)
-	out, err := p.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: &p.Bucket, Key: &k})
-	if err != nil {
-		return nil, err
-	}
-	return out.Body, nil
+	return p.get(ctx, p.key(key))
 }
 
 // MoveLatest updates {prefix}/latest.json with a conditional write (the

@@ -1,9 +1,15 @@
 package publish
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -78,5 +84,51 @@ func TestS3ConcurrentPublish(t *testing.T) {
 	data, _ := getObject(t, p, "flash-worker/v1.2.0/race.tar.gz")
 	if string(data) != contents[0] && string(data) != contents[1] {
 		t.Errorf("the object is mixed: %d bytes", len(data))
+	}
+}
+
+// A GET whose response is cut off mid-way is resumed, and reads whole.
+func TestS3CutOffDownloadResumes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test against versitygw; skipped with -short")
+	}
+	srv := testserver.StartS3(t, "releases")
+	srv.SetEnv(t)
+	data := bytes.Repeat([]byte("flash-worker "), 300000)
+	obj := writeObject(t, t.TempDir(), "cut.tar.gz", data)
+	if _, err := newS3(t, srv.Endpoint).Publish(context.Background(), obj); err != nil {
+		t.Fatal(err)
+	}
+	var cut atomic.Int32
+	target, _ := url.Parse(srv.Endpoint)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || r.Header.Get("Range") != "" || cut.Add(1) != 1 {
+			rp.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		rp.ServeHTTP(rec, r)
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		w.Write(rec.Body.Bytes()[:rec.Body.Len()/2])
+		w.(http.Flusher).Flush()
+		conn, _, _ := w.(http.Hijacker).Hijack()
+		conn.(*net.TCPConn).SetLinger(0)
+		conn.Close()
+	}))
+	defer proxy.Close()
+	body, err := newS3(t, proxy.URL).Fetch(context.Background(), obj.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(body)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Errorf("read %d of %d bytes: %v", len(got), len(data), err)
+	}
+	if cut.Load() < 1 {
+		t.Error("no download was cut; the test checked nothing")
 	}
 }
