@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -265,7 +267,35 @@ func (r *registryStore) writeBlob(ctx context.Context, digest v1.Hash, size int6
 		return err
 	}
 	// WriteLayer asks the registry first and skips a blob it already has.
-	return remote.WriteLayer(r.repo, l, r.opts(ctx)...)
+	// go-containerregistry retries single requests, but not an upload
+	// session whose PATCH failed half-way: start the blob over instead.
+	return retryTransient(ctx, func() error { return remote.WriteLayer(r.repo, l, r.opts(ctx)...) })
+}
+
+// retryTransient retries fn on a registry's 5xx and 429 answers, and on
+// network errors, with a growing pause.
+func retryTransient(ctx context.Context, fn func() error) error {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if err = fn(); err == nil || !transient(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(100<<attempt) * time.Millisecond):
+		}
+	}
+	return err
+}
+
+func transient(err error) bool {
+	var terr *transport.Error
+	if errors.As(err, &terr) {
+		return terr.StatusCode >= 500 || terr.StatusCode == 429
+	}
+	var nerr net.Error
+	return errors.As(err, &nerr) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 func (r *registryStore) putManifest(ctx context.Context, tag string, mediaType types.MediaType, raw []byte) error {
@@ -276,7 +306,9 @@ func (r *registryStore) putManifest(ctx context.Context, tag string, mediaType t
 	} else {
 		ref = r.repo.Tag(tag)
 	}
-	return remote.Put(ref, rawManifest{raw: raw, mediaType: mediaType}, r.opts(ctx)...)
+	return retryTransient(ctx, func() error {
+		return remote.Put(ref, rawManifest{raw: raw, mediaType: mediaType}, r.opts(ctx)...)
+	})
 }
 
 func (r *registryStore) tagged(ctx context.Context, tag string) (v1.Hash, bool, error) {

@@ -140,3 +140,47 @@ func TestOCIPushAndRepublish(t *testing.T) {
 		t.Error("plain http without --allow-insecure accepted")
 	}
 }
+
+// A registry that fails blob uploads for a while (500s): the push
+// retries and lands, with the right digest.
+func TestOCIFlakyRegistry(t *testing.T) {
+	h := registry.New(registry.WithReferrersSupport(true), registry.Logger(log.New(io.Discard, "", 0)))
+	var n, failed atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A burst of failures: the first three upload requests, whatever
+		// they are (session start, PATCH, PUT).
+		if strings.Contains(r.URL.Path, "/blobs/uploads/") && n.Add(1) <= 3 {
+			failed.Add(1)
+			http.Error(w, "flaky", http.StatusInternalServerError)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	repo := strings.TrimPrefix(srv.URL, "http://") + "/runpod/flash-worker"
+	a := artifact(t, t.TempDir(), "py3.12-cpu-linux-x86_64", "flaky tarball")
+	o, _ := NewOCIRegistry(repo, true, true)
+	ref, err := o.Push(context.Background(), a)
+	if err != nil {
+		t.Fatalf("push through a flaky registry: %v", err)
+	}
+	if failed.Load() == 0 {
+		t.Fatal("the registry failed nothing; the test checked nothing")
+	}
+	d, _ := name.NewDigest(ref, name.Insecure)
+	desc, err := remote.Get(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m ociManifest
+	json.Unmarshal(desc.Manifest, &m)
+	layer, err := remote.Layer(d.Context().Digest(m.Layers[0].Digest.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, _ := layer.Compressed()
+	got, _ := io.ReadAll(rc)
+	if string(got) != "flaky tarball" {
+		t.Errorf("the registry holds %q", got)
+	}
+}
