@@ -32,7 +32,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	for _, args := range [][]string{
 		{"-v", "--config", cfg, "--dist", dist, "--allow-insecure", "release"},                                      // S3 refuses the key, GitHub the token
 		{"-v", "--config", cfg, "--dist", dist, "--allow-insecure", "publish", "--to", "github"},                    // GitHub alone
-		{"-v", "--config", cfg, "--dist", dist, "sign", "--key", filepath.Join(dir, "missing-cosign.key")},        // a key that is not there
+		{"-v", "--config", cfg, "--dist", dist, "sign", "--key", filepath.Join(dir, "missing-cosign.key")},          // a key that is not there
 		{"-v", "--config", cfg, "--dist", dist, "--allow-insecure", "publish", "--to", "s3", "--key", "env://NOPE"}, // an empty key variable
 	} {
 		r := run(t, dir, env, args...)
