@@ -60,6 +60,15 @@ func Release(ctx context.Context, ref string, o Options) (*manifest.Manifest, []
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading manifest: %w", err)
 	}
+	// Decoding first is safe (strict JSON, nothing acted on) and says
+	// plainly what is wrong with a manifest that is not one.
+	m, err := manifest.Decode(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", ref, err)
+	}
+	if err := schema.ValidateManifest(data); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", ref, err)
+	}
 	if o.Verifier != nil {
 		b, err := o.fetchAll(ctx, ref+sign.BundleSuffix)
 		if err != nil {
@@ -68,13 +77,6 @@ func Release(ctx context.Context, ref string, o Options) (*manifest.Manifest, []
 		if err := verifyBundle(o.Verifier, b, sha256Sum(data)); err != nil {
 			return nil, nil, fmt.Errorf("manifest %s: %w", ref, err)
 		}
-	}
-	m, err := manifest.Decode(data)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", ref, err)
-	}
-	if err := schema.ValidateManifest(data); err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", ref, err)
 	}
 	if o.ManifestOnly {
 		return m, nil, nil
