@@ -106,11 +106,18 @@ func (b *Builder) buildTarget(ctx context.Context, t target.Target) (Result, err
 	if err := stage(b.Config.Dir, root, b.Config.Files); err != nil {
 		return Result{}, fmt.Errorf("staging files: %w", err)
 	}
-	slimmed, err := b.addDeps(ctx, t, filepath.Join(root, "site-packages"))
+	sitePackages := filepath.Join(root, "site-packages")
+	if b.Config.Layout == "bundled" {
+		if err := b.addInterpreter(ctx, t, root); err != nil {
+			return Result{}, fmt.Errorf("adding the interpreter: %w", err)
+		}
+		sitePackages = filepath.Join(root, venvSitePackages(t.Python))
+	}
+	slimmed, err := b.addDeps(ctx, t, sitePackages)
 	if err != nil {
 		return Result{}, err
 	}
-	if err := b.stamp(t, root); err != nil {
+	if err := b.stamp(t, root, sitePackages); err != nil {
 		return Result{}, fmt.Errorf("stamping: %w", err)
 	}
 	entries, err := archive.Collect(root)
@@ -212,7 +219,7 @@ func (b *Builder) logSlim(t target.Target, results []SlimResult) {
 
 // stamp writes .version, .python-version and MANIFEST.json, and checks
 // that the files gave an executable bootstrap.sh.
-func (b *Builder) stamp(t target.Target, root string) error {
+func (b *Builder) stamp(t target.Target, root, sitePackages string) error {
 	boot := filepath.Join(root, "bootstrap.sh")
 	info, err := os.Stat(boot)
 	if err != nil {
@@ -231,7 +238,7 @@ func (b *Builder) stamp(t target.Target, root string) error {
 	if err := os.WriteFile(filepath.Join(root, ".python-version"), []byte(t.Python+"\n"), 0o644); err != nil {
 		return err
 	}
-	pkgs, err := installedPackages(filepath.Join(root, "site-packages"))
+	pkgs, err := installedPackages(sitePackages)
 	if err != nil {
 		return err
 	}

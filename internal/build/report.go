@@ -12,10 +12,14 @@ import (
 // PackageOf names what a path in the tarball belongs to: the distribution
 // or top-level module under site-packages, else "(worker)".
 func PackageOf(name string) string {
-	rest, ok := strings.CutPrefix(name, "site-packages/")
-	if !ok {
+	if strings.HasPrefix(name, "python/") {
+		return "(interpreter)"
+	}
+	i := strings.Index(name, "site-packages/")
+	if i < 0 || (i > 0 && name[i-1] != '/') {
 		return "(worker)"
 	}
+	rest := name[i+len("site-packages/"):]
 	top, _, _ := strings.Cut(rest, "/")
 	switch top {
 	case "":

@@ -21,6 +21,7 @@ type Config struct {
 	Deps            Deps    `yaml:"deps"`
 	Slim            Slim    `yaml:"slim"`
 	Format          string  `yaml:"format"`
+	Bundled         Bundled `yaml:"bundled"`
 	Sign            Sign    `yaml:"sign"`
 	Publish         Publish `yaml:"publish"`
 
@@ -84,6 +85,13 @@ type Slim struct {
 
 // On reports whether slimming is enabled (the default).
 func (s Slim) On() bool { return s.Enabled == nil || *s.Enabled }
+
+// Bundled says where the bundled layout's interpreter comes from: a
+// python-build-standalone install_only archive, {python} and {arch} filled
+// in per target; without one, `uv python install`.
+type Bundled struct {
+	Archive string `yaml:"archive"`
+}
 
 type Sign struct {
 	Key       string `yaml:"key"`

@@ -289,8 +289,9 @@ func (c *Config) validate(w *walker) []error {
 	errs = append(errs, c.validateMatrix(bad)...)
 	if c.Layout != "overlay" && c.Layout != "bundled" {
 		bad("layout", fmt.Errorf("%q is not one of overlay, bundled", c.Layout))
-	} else if c.Layout == "bundled" {
-		bad("layout", errors.New("the bundled layout is not supported by this version of fwrelease yet; use overlay"))
+	}
+	if c.Bundled.Archive != "" && c.Layout != "bundled" {
+		bad("bundled.archive", errors.New("only the bundled layout uses an interpreter archive"))
 	}
 	if c.Format != "tar.gz" && c.Format != "tar.zst" {
 		bad("format", fmt.Errorf("%q is not one of tar.gz, tar.zst", c.Format))
@@ -405,6 +406,7 @@ func (c *Config) resolvePaths() {
 		c.Deps.Accel[k] = a
 	}
 	abs(&c.Sign.Key)
+	abs(&c.Bundled.Archive)
 	if c.Publish.Local != nil {
 		abs(&c.Publish.Local.Dir)
 	}

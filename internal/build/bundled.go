@@ -1,0 +1,147 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/mholt/archives"
+
+	"github.com/runpod-workers/fwrelease/internal/target"
+)
+
+// The bundled layout carries its own interpreter: flash-worker/python (a
+// relocatable python-build-standalone tree) and flash-worker/venv, whose
+// bin/python is a relative link to it and whose site-packages holds the
+// dependencies. pyvenv.cfg names /opt/flash-worker; bootstrap.sh rewrites it
+// wherever the tarball was unpacked.
+
+// venvSitePackages is where the bundled layout installs dependencies.
+func venvSitePackages(py string) string {
+	return filepath.Join("venv", "lib", "python"+py, "site-packages")
+}
+
+// addInterpreter unpacks the interpreter for t into root/python and makes
+// root/venv around it.
+func (b *Builder) addInterpreter(ctx context.Context, t target.Target, root string) error {
+	dst := filepath.Join(root, "python")
+	archive := b.Config.Bundled.Archive
+	switch {
+	case archive != "":
+		p := strings.NewReplacer("{python}", t.Python, "{arch}", t.Arch).Replace(archive)
+		if err := unpackInterpreter(ctx, p, dst); err != nil {
+			return fmt.Errorf("bundled.archive %s: %w", p, err)
+		}
+	default:
+		if err := uvPython(ctx, t, dst); err != nil {
+			return err
+		}
+	}
+	exe := filepath.Join(dst, "bin", "python"+t.Python)
+	if _, err := os.Stat(exe); err != nil {
+		return fmt.Errorf("the interpreter has no bin/python%s: is it CPython %s?", t.Python, t.Python)
+	}
+	venvBin := filepath.Join(root, "venv", "bin")
+	if err := os.MkdirAll(venvBin, 0o755); err != nil {
+		return err
+	}
+	for _, name := range []string{"python", "python3", "python" + t.Python} {
+		if err := os.Symlink(path.Join("..", "..", "python", "bin", "python"+t.Python), filepath.Join(venvBin, name)); err != nil {
+			return err
+		}
+	}
+	cfg := fmt.Sprintf("home = %s/python/bin\ninclude-system-site-packages = false\nversion = %s\n", "/opt/flash-worker", t.Python)
+	return os.WriteFile(filepath.Join(root, "venv", "pyvenv.cfg"), []byte(cfg), 0o644)
+}
+
+// unpackInterpreter extracts a python-build-standalone "install_only"
+// archive (its top directory is python/) into dst, refusing entries that
+// would land outside it.
+func unpackInterpreter(ctx context.Context, archivePath, dst string) error {
+	f, err := os.Open(archivePath)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	format, stream, err := archives.Identify(ctx, archivePath, f)
+	if err != nil {
+		return fmt.Errorf("identifying the archive: %w", err)
+	}
+	ex, ok := format.(archives.Extractor)
+	if !ok {
+		return fmt.Errorf("%s is not an archive that can be extracted", format.Extension())
+	}
+	return ex.Extract(ctx, stream, func(ctx context.Context, fi archives.FileInfo) error {
+		name := path.Clean(strings.TrimPrefix(fi.NameInArchive, "./"))
+		rel, ok := strings.CutPrefix(name, "python/")
+		if name == "python" || !ok {
+			return nil // the top directory itself, or not part of the install
+		}
+		if path.IsAbs(rel) || rel == ".." || strings.HasPrefix(rel, "../") {
+			return fmt.Errorf("entry %q leaves the archive", fi.NameInArchive)
+		}
+		out := filepath.Join(dst, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+			return err
+		}
+		switch {
+		case fi.IsDir():
+			return os.MkdirAll(out, 0o755)
+		case fi.LinkTarget != "" && fi.Mode()&os.ModeSymlink != 0:
+			return os.Symlink(fi.LinkTarget, out)
+		case fi.Mode().IsRegular():
+			return writeFrom(fi, out)
+		}
+		return nil // hard links and specials: python-build-standalone has none
+	})
+}
+
+func writeFrom(fi archives.FileInfo, out string) error {
+	rc, err := fi.Open()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	perm := os.FileMode(0o644)
+	if fi.Mode()&0o111 != 0 {
+		perm = 0o755
+	}
+	w, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(w, rc); err != nil {
+		w.Close()
+		return err
+	}
+	return w.Close()
+}
+
+// uvPython takes the interpreter from `uv python install` (real CI has uv;
+// this machine does not, which is why bundled.archive exists).
+func uvPython(ctx context.Context, t target.Target, dst string) error {
+	uvBin, err := exec.LookPath("uv")
+	if err != nil {
+		return errors.New("the bundled layout needs bundled.archive (a python-build-standalone install_only archive) or uv on PATH")
+	}
+	dir, err := os.MkdirTemp("", "fwrelease-uv-python-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	cmd := exec.CommandContext(ctx, uvBin, "python", "install", "--install-dir", dir, "cpython-"+t.Python+"-linux-"+t.Arch+"-gnu")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("uv python install %s: %w\n%s", t.Python, err, tail(string(out), 20))
+	}
+	found, _ := filepath.Glob(filepath.Join(dir, "cpython-"+t.Python+"*"))
+	if len(found) != 1 {
+		return fmt.Errorf("uv python install left %v in %s", found, dir)
+	}
+	return os.Rename(found[0], dst)
+}
