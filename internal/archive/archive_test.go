@@ -186,7 +186,7 @@ func TestCollectRefuses(t *testing.T) {
 	}
 }
 
-func rawTar(t *testing.T, headers ...*tar.Header) []byte {
+func rawTar(t testing.TB, headers ...*tar.Header) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
