@@ -35,4 +35,3 @@ func FuzzRead(f *testing.F) {
 		}
 	})
 }
-
