@@ -13,6 +13,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/sigstore/sigstore-go/pkg/bundle"
@@ -189,15 +190,39 @@ func contains(list []string, v string) bool {
 // objectFor describes dist/file as the object v{version}/file.
 func objectFor(dist, version, file string) (publish.Object, error) {
 	p := filepath.Join(dist, file)
-	info, err := os.Stat(p)
+	sum, size, err := digestOf(p)
 	if err != nil {
 		return publish.Object{}, err
+	}
+	return publish.Object{Key: path.Join("v"+version, file), Path: p, Size: size, SHA256: sum}, nil
+}
+
+// digests remembers each file's sha256 by path, size and mtime: a release
+// with three channels would otherwise read a multi-GiB tarball once per
+// channel just to name it.
+var digests sync.Map // fileID → string
+
+type fileID struct {
+	path  string
+	size  int64
+	mtime time.Time
+}
+
+func digestOf(p string) (string, int64, error) {
+	info, err := os.Stat(p)
+	if err != nil {
+		return "", 0, err
+	}
+	id := fileID{p, info.Size(), info.ModTime()}
+	if sum, ok := digests.Load(id); ok {
+		return sum.(string), info.Size(), nil
 	}
 	sum, err := archive.FileSHA256(p)
 	if err != nil {
-		return publish.Object{}, err
+		return "", 0, err
 	}
-	return publish.Object{Key: path.Join("v"+version, file), Path: p, Size: info.Size(), SHA256: sum}, nil
+	digests.Store(id, sum)
+	return sum, info.Size(), nil
 }
 
 // ManifestFile is the release manifest's name in dist/ and on every channel.

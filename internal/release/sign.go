@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/runpod-workers/fwrelease/internal/archive"
 	"github.com/runpod-workers/fwrelease/internal/manifest"
 	"github.com/runpod-workers/fwrelease/internal/sign"
 )
@@ -55,7 +54,7 @@ const ChecksumsFile = "SHA256SUMS"
 func WriteChecksums(r *Release, shards []manifest.Shard) error {
 	var lines []string
 	for _, a := range shards {
-		sum, err := archive.FileSHA256(filepath.Join(r.dir(a.Target.ID), a.File))
+		sum, _, err := digestOf(filepath.Join(r.dir(a.Target.ID), a.File))
 		if err != nil {
 			return err
 		}
