@@ -95,7 +95,7 @@ func publishSteps(ctx context.Context, g *globalOptions, cfg *config.Config, r *
 	if err != nil {
 		return nil, err
 	}
-	var steps []release.Step
+	steps := []release.Step{&release.PreflightStep{Publishers: pubs, Release: r}}
 	for _, p := range pubs {
 		steps = append(steps, &release.PublishStep{Publisher: p, Release: r})
 	}

@@ -82,6 +82,34 @@ func (s *BuildStep) Run(ctx context.Context) error {
 	return nil
 }
 
+// PreflightStep lets every channel refuse what it cannot take (GitHub's
+// 2 GiB limit) before anything is uploaded anywhere.
+type PreflightStep struct {
+	Publishers []publish.Publisher
+	Release    *Release
+}
+
+func (s *PreflightStep) String() string { return "check the artifacts fit every channel" }
+
+func (s *PreflightStep) Run(ctx context.Context) error {
+	var objs []publish.Object
+	for _, a := range s.Release.Shards {
+		obj, err := objectFor(s.Release.dir(a.Target.ID), a.Release.Version, a.File)
+		if err != nil {
+			return err
+		}
+		objs = append(objs, obj)
+	}
+	for _, p := range s.Publishers {
+		if pf, ok := p.(publish.Preflighter); ok {
+			if err := pf.Preflight(objs); err != nil {
+				return fmt.Errorf("%s: %w", p.Name(), err)
+			}
+		}
+	}
+	return nil
+}
+
 // PublishStep puts every tarball (or, with Signatures, every tarball's
 // bundle) on one channel and records the URLs in the shards.
 type PublishStep struct {
@@ -108,19 +136,6 @@ func (s *PublishStep) String() string {
 }
 
 func (s *PublishStep) Run(ctx context.Context) error {
-	if pf, ok := s.Publisher.(publish.Preflighter); ok && !s.Signatures {
-		var objs []publish.Object
-		for _, a := range s.Release.Shards {
-			obj, err := objectFor(s.Release.dir(a.Target.ID), a.Release.Version, a.File)
-			if err != nil {
-				return err
-			}
-			objs = append(objs, obj)
-		}
-		if err := pf.Preflight(objs); err != nil {
-			return err
-		}
-	}
 	for i := range s.Release.Shards {
 		a := &s.Release.Shards[i]
 		file, urls := a.File, &a.URLs
