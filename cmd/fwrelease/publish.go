@@ -54,6 +54,11 @@ func newPublish(g *globalOptions) *cobra.Command {
 				}
 				r.Shards = append(r.Shards, shards...)
 			}
+			// Shards of different releases, or one target built twice
+			// differently, are refused before anything is uploaded.
+			if _, err := manifest.New(r.Shards); err != nil {
+				return fmt.Errorf("merging the shards of %v: %w", from, err)
+			}
 			signer, err := makeSigner(ctx, g, &o.signOptions)
 			if err != nil {
 				return err
