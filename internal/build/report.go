@@ -74,7 +74,7 @@ func sizesOf(entries []archive.Entry) packageSizes {
 }
 
 // LargestPackages is a one-line summary for the build log:
-// "numpy=19.2MiB aiohttp=3.1MiB …".
+// "numpy=19.2MiB aiohttp=3.1MiB …" (uncompressed).
 func LargestPackages(entries []archive.Entry, top int) string {
 	ps := sizesOf(entries)
 	var parts []string
@@ -82,7 +82,7 @@ func LargestPackages(entries []archive.Entry, top int) string {
 		if i == top {
 			break
 		}
-		parts = append(parts, fmt.Sprintf("%s=%.1fMiB", n, float64(ps.sizes[n])/(1<<20)))
+		parts = append(parts, n+"="+humanBytes(ps.sizes[n]))
 	}
 	return strings.Join(parts, " ")
 }
@@ -104,4 +104,14 @@ func SizeReport(entries []archive.Entry, top int) string {
 	fmt.Fprintf(tw, "total\t\t%d\t\n", total)
 	tw.Flush()
 	return b.String()
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1fKiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%dB", n)
 }
