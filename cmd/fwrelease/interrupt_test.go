@@ -21,18 +21,35 @@ import (
 	"github.com/runpod-workers/fwrelease/internal/testserver"
 )
 
-// Ctrl-C in the middle of publishing leaves consumers on the previous
-// release, and the next run finishes the job.
+// Ctrl-C at any point — while building, uploading tarballs, uploading the
+// manifest's signature, or moving latest.json — leaves consumers on a
+// consistent release (never a manifest naming a missing file), and the next
+// run finishes the job.
 func TestInterruptedReleaseResumes(t *testing.T) {
 	skipShort(t)
+	points := []struct {
+		name    string
+		trigger func(r *http.Request) bool // nil: interrupt during the build
+	}{
+		{"during the build", nil},
+		{"uploading a tarball", func(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, ".tar.gz") }},
+		{"uploading the manifest's signature", func(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, "manifest.json.sigstore.json") }},
+		{"moving latest.json", func(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, "latest.json") }},
+	}
+	for _, pt := range points {
+		t.Run(pt.name, func(t *testing.T) { interruptAt(t, pt.trigger) })
+	}
+}
+
+func interruptAt(t *testing.T, trigger func(*http.Request) bool) {
 	srv := testserver.StartS3(t, "releases")
 	s3c := publicRead(t, srv, "releases")
 	target, _ := url.Parse(srv.Endpoint)
 	rp := httputil.NewSingleHostReverseProxy(target)
-	uploading := make(chan struct{}, 16)
+	hit := make(chan struct{}, 64)
 	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPut {
-			uploading <- struct{}{}
+		if r.Method == http.MethodPut && trigger != nil && trigger(r) {
+			hit <- struct{}{}
 			time.Sleep(300 * time.Millisecond) // slow enough to be interrupted
 		}
 		rp.ServeHTTP(w, r)
@@ -43,33 +60,38 @@ func TestInterruptedReleaseResumes(t *testing.T) {
 	data, _ := os.ReadFile(cfg)
 	os.WriteFile(cfg, []byte(strings.Replace(string(data), "  local: {dir: "+filepath.Join(dir, "mirror")+"}\n", "", 1)), 0o644)
 	dist := filepath.Join(dir, "dist")
-	env := append(os.Environ(), append(srv.Env(), "GITHUB_SHA="+fixedCommit)...)
+	env := append(srv.Env(), "GITHUB_SHA="+fixedCommit)
 
 	cmd := exec.Command(bin, "--config", cfg, "--dist", dist, "--allow-insecure", "release")
-	cmd.Env = env
+	cmd.Env = append(os.Environ(), env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-uploading:
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("no upload started:\n%s", stderr.String())
+	if trigger == nil {
+		time.Sleep(300 * time.Millisecond)
+	} else {
+		select {
+		case <-hit:
+		case <-time.After(60 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("the interruption point was never reached:\n%s", stderr.String())
+		}
 	}
 	cmd.Process.Signal(syscall.SIGINT)
-	err := cmd.Wait()
-	if err == nil {
+	if err := cmd.Wait(); err == nil {
 		t.Fatalf("an interrupted release exited 0:\n%s", stderr.String())
 	}
 	if !strings.Contains(stderr.String(), "context canceled") {
 		t.Errorf("no word of the interruption:\n%s", stderr.String())
 	}
-	for _, key := range []string{"flash-worker/v1.2.0/manifest.json", "flash-worker/latest.json"} {
-		if body, err := s3c.Fetch(context.Background(), key); err == nil {
-			body.Close()
-			t.Errorf("%s exists after an interrupted release", key)
+	// Whatever is visible is consistent: a published manifest names only
+	// files that are there.
+	if body, err := s3c.Fetch(context.Background(), "flash-worker/v1.2.0/manifest.json"); err == nil {
+		body.Close()
+		if v := run(t, dir, nil, "--allow-insecure", "verify", srv.Endpoint+"/releases/flash-worker/v1.2.0/manifest.json", "--key", pub); v.code != 0 {
+			t.Errorf("after the interruption the published manifest does not verify:\n%s%s", v.stdout, v.stderr)
 		}
 	}
 	up, err := s3c.Client.ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String("releases")})
@@ -78,14 +100,18 @@ func TestInterruptedReleaseResumes(t *testing.T) {
 	}
 
 	go func() {
-		for range uploading {
+		for range hit {
 		}
 	}()
-	r := run(t, dir, append(srv.Env(), "GITHUB_SHA="+fixedCommit), "--config", cfg, "--dist", dist, "--allow-insecure", "release")
+	r := run(t, dir, env, "--config", cfg, "--dist", dist, "--allow-insecure", "release")
 	if r.code != 0 {
 		t.Fatalf("the next run: %s", r.stderr)
 	}
 	if v := run(t, dir, nil, "--allow-insecure", "verify", filepath.Join(dist, "manifest.json"), "--key", pub); v.code != 0 {
 		t.Errorf("verify after the next run: %s%s", v.stdout, v.stderr)
+	}
+	body, err := s3c.Fetch(context.Background(), "flash-worker/latest.json")
+	if err != nil || !strings.Contains(string(readAll(t, body)), `"version": "1.2.0"`) {
+		t.Errorf("latest.json after the next run: %v", err)
 	}
 }

@@ -29,6 +29,9 @@ func main() {
 		return
 	}
 	fmt.Fprintf(os.Stderr, "fwrelease: %v\n", err)
+	if ctx.Err() != nil {
+		fmt.Fprintln(os.Stderr, "fwrelease: interrupted; run the same command again to finish: what is published stays consistent, and a re-run converges")
+	}
 	var ue usageError
 	if errors.As(err, &ue) || isCobraUsage(err) {
 		os.Exit(2)

@@ -162,6 +162,9 @@ func installDeps(ctx context.Context, inst installer, t target.Target, dest stri
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("installing dependencies for %s: %w", t.ID(), ctx.Err())
+		}
 		return fmt.Errorf("installing dependencies for %s with %s: %w\n%s", t.ID(), inst.Name(), err, tail(out.String(), 30))
 	}
 	return nil
