@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,32 +20,40 @@ func TestBadInputs(t *testing.T) {
 		name   string
 		mutate func(t *testing.T, src string) // edits the example copy
 		config func(string) string            // edits fwrelease.yaml
-		code   int
-		want   []string
+		line   string                         // the exact error line ($SRC: the worker's directory, py3.1X: whichever target failed first)
+		also   string                         // and, below it, this
 	}{
-		{name: "yaml syntax", config: func(c string) string { return c + "matrix: [\n" }, code: 1, want: []string{"fwrelease.yaml:", "did not find expected"}},
-		{name: "unknown key", config: func(c string) string { return c + "colour: blue\n" }, code: 1, want: []string{`unknown key "colour"`}},
+		{name: "yaml syntax", config: func(c string) string { return c + "matrix: [\n" },
+			line: "fwrelease: $SRC/fwrelease.yaml:25: did not find expected node content"},
+		{name: "unknown key", config: func(c string) string { return c + "colour: blue\n" },
+			line: `fwrelease: $SRC/fwrelease.yaml:25: unknown key "colour"`},
 		{name: "wrong type", config: func(c string) string {
 			return strings.Replace(c, "source_date_epoch: 1767225600", "source_date_epoch: soon", 1)
-		}, code: 1, want: []string{"fwrelease.yaml:5: source_date_epoch: cannot unmarshal"}},
+		},
+			line: "fwrelease: $SRC/fwrelease.yaml:5: source_date_epoch: cannot unmarshal !!str `soon` into int64"},
 		{name: "bad version", config: func(c string) string {
 			return strings.Replace(c, "version: {from: src/version.py}", `version: "1.2"`, 1)
-		}, code: 1, want: []string{`version: version "1.2" is not a semantic version`}},
-		{name: "bad python", config: func(c string) string { return strings.Replace(c, `"3.13"`, `"3.13.1"`, 1) }, code: 1, want: []string{`matrix.python[3]: python version "3.13.1"`}},
+		},
+			line: `fwrelease: $SRC/fwrelease.yaml:4: version: version "1.2" is not a semantic version such as 1.2.0 (no leading v)`},
+		{name: "bad python", config: func(c string) string { return strings.Replace(c, `"3.13"`, `"3.13.1"`, 1) },
+			line: `fwrelease: $SRC/fwrelease.yaml:9: matrix.python[3]: python version "3.13.1" is not of the form 3.N (3.8 or later), e.g. "3.11"`},
 		{name: "unsupported platform tag", config: func(c string) string {
 			return strings.Replace(c, "  no_index: true", "  no_index: true\n  manylinux: \"2_5\"", 1)
-		}, code: 1, want: []string{`deps.manylinux: "2_5" is not a glibc version`}},
-		{name: "glob matches nothing", config: func(c string) string { return strings.Replace(c, `"src/*.py"`, `"lib/*.py"`, 1) }, code: 1, want: []string{`files[0].src "lib/*.py": matches nothing`}},
+		}, line: `fwrelease: $SRC/fwrelease.yaml:20: deps.manylinux: "2_5" is not a glibc version such as "2_28" (2_17 or later)`},
+		{name: "glob matches nothing", config: func(c string) string { return strings.Replace(c, `"src/*.py"`, `"lib/*.py"`, 1) },
+			line: `fwrelease: build: building py3.1X-cpu-linux-x86_64: staging files: files[0].src "lib/*.py": matches nothing in $SRC`},
 		{name: "symlink out of the tree", mutate: func(t *testing.T, src string) {
 			os.Symlink("/etc/hostname", filepath.Join(src, "src", "leak.py"))
-		}, code: 1, want: []string{"leak.py", "leaves the source tree"}},
+		}, line: `fwrelease: build: building py3.1X-cpu-linux-x86_64: staging files: files[0]: $SRC/src/leak.py: symlink to "/etc/hostname" leaves the source tree $SRC`},
 		{name: "special file", mutate: func(t *testing.T, src string) {
 			syscall.Mkfifo(filepath.Join(src, "src", "pipe.py"), 0o644)
-		}, code: 1, want: []string{"pipe.py", "special file"}},
+		}, line: "fwrelease: build: building py3.1X-cpu-linux-x86_64: staging files: files[0]: $SRC/src/pipe.py is a special file (p---------); only files, directories and symlinks can be packed"},
 		{name: "missing wheel for a target", mutate: func(t *testing.T, src string) {
 			os.WriteFile(filepath.Join(src, "requirements.txt"), []byte("fwdemo-greet==0.1.0\nno-such-wheel==9.9\n"), 0o644)
-		}, code: 1, want: []string{"installing dependencies for py3.1", "no-such-wheel"}},
+		}, line: "fwrelease: build: building py3.1X-cpu-linux-x86_64: installing dependencies for py3.1X-cpu-linux-x86_64 with pip: exit status 1",
+			also: "No matching distribution found for no-such-wheel==9.9"},
 	}
+	targetRE := regexp.MustCompile(`py3\.1[0-9]-cpu`)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -60,13 +69,22 @@ func TestBadInputs(t *testing.T) {
 			}
 			dist := filepath.Join(dir, "dist")
 			r := run(t, dir, nil, "--config", cfg, "--dist", dist, "release", "--snapshot")
-			if r.code != tt.code {
-				t.Errorf("exit %d, want %d\n%s", r.code, tt.code, r.stderr)
+			if r.code != 1 {
+				t.Errorf("exit %d, want 1\n%s", r.code, r.stderr)
 			}
-			for _, w := range tt.want {
-				if !strings.Contains(r.stderr, w) {
-					t.Errorf("stderr lacks %q:\n%s", w, r.stderr)
+			stderr := targetRE.ReplaceAllString(strings.ReplaceAll(r.stderr, src, "$SRC"), "py3.1X-cpu")
+			var line string
+			for _, l := range strings.Split(stderr, "\n") {
+				if strings.HasPrefix(l, "fwrelease: ") {
+					line = l
+					break
 				}
+			}
+			if line != tt.line {
+				t.Errorf("error line\n  %s\nwant\n  %s", line, tt.line)
+			}
+			if !strings.Contains(stderr, tt.also) {
+				t.Errorf("stderr lacks %q:\n%s", tt.also, stderr)
 			}
 			if _, err := os.Stat(filepath.Join(dist, "manifest.json")); err == nil {
 				t.Error("a failed release left dist/manifest.json")
