@@ -4,15 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/runpod-workers/fwrelease/internal/insecure"
 	"github.com/runpod-workers/fwrelease/internal/manifest"
-	"github.com/runpod-workers/fwrelease/internal/publish"
 	"github.com/runpod-workers/fwrelease/internal/release"
 	"github.com/runpod-workers/fwrelease/internal/sign"
 )
@@ -79,7 +77,7 @@ func makeSigner(ctx context.Context, g *globalOptions, o *signOptions) (*sign.Si
 	if keyless {
 		for _, u := range []string{fulcio, rekor} {
 			if u != "" {
-				if err := checkURL(u, g.allowInsecure); err != nil {
+				if err := insecure.Check(u, g.allowInsecure); err != nil {
 					return nil, fmt.Errorf("sign: %w", err)
 				}
 			}
@@ -94,22 +92,4 @@ func makeSigner(ctx context.Context, g *globalOptions, o *signOptions) (*sign.Si
 		return nil, err
 	}
 	return sign.New(ctx, sv)
-}
-
-// checkURL allows https, and plain http to loopback with --allow-insecure.
-func checkURL(u string, allowInsecure bool) error {
-	switch {
-	case strings.HasPrefix(u, "https://"):
-		return nil
-	case strings.HasPrefix(u, "http://") && allowInsecure:
-		host := strings.TrimPrefix(u, "http://")
-		host, _, _ = strings.Cut(host, "/")
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
-		}
-		if publish.IsLoopback(host) {
-			return nil
-		}
-	}
-	return fmt.Errorf("%s: want https (plain http only to loopback, with --allow-insecure)", u)
 }

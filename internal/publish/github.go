@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/google/go-github/v75/github"
+
+	"github.com/runpod-workers/fwrelease/internal/insecure"
 )
 
 // MaxGitHubAsset is GitHub's limit on one release asset.
@@ -76,7 +78,7 @@ func NewGitHub(o GitHubOptions) (*GitHub, error) {
 	download := "https://github.com"
 	if o.APIURL != "" {
 		for _, u := range []string{o.APIURL, o.UploadURL} {
-			if err := checkEndpoint(u, o.AllowInsecure); err != nil {
+			if err := insecure.Check(u, o.AllowInsecure); err != nil {
 				return nil, fmt.Errorf("publish.github: %w", err)
 			}
 		}

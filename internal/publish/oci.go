@@ -26,6 +26,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/runpod-workers/fwrelease/internal/insecure"
 )
 
 // Media and artifact types of what the OCI channel pushes.
@@ -80,7 +82,7 @@ func NewOCIRegistry(repository string, plainHTTP, allowInsecure bool) (*OCI, err
 	if plainHTTP {
 		host, _, _ := strings.Cut(repository, "/")
 		h, _, _ := strings.Cut(host, ":")
-		if !allowInsecure || !IsLoopback(h) {
+		if !allowInsecure || !insecure.IsLoopback(h) {
 			return nil, fmt.Errorf("publish.oci.plain_http for %s: plain http needs --allow-insecure and a loopback registry", repository)
 		}
 		opts = append(opts, name.Insecure)

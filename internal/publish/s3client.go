@@ -3,7 +3,6 @@ package publish
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -11,6 +10,8 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/runpod-workers/fwrelease/internal/insecure"
 )
 
 // S3Options are the config's publish.s3 settings.
@@ -28,7 +29,7 @@ type S3Options struct {
 // (environment, shared files, SSO, IMDS, web identity).
 func NewS3(ctx context.Context, o S3Options) (*S3, error) {
 	if o.Endpoint != "" {
-		if err := checkEndpoint(o.Endpoint, o.AllowInsecure); err != nil {
+		if err := insecure.Check(o.Endpoint, o.AllowInsecure); err != nil {
 			return nil, fmt.Errorf("publish.s3.endpoint: %w", err)
 		}
 	}
@@ -72,35 +73,4 @@ func defaultPublicURL(o S3Options, region string) string {
 	}
 	u.Host = o.Bucket + "." + u.Host
 	return u.String()
-}
-
-// checkEndpoint allows https anywhere and plain http only to loopback with
-// --allow-insecure.
-func checkEndpoint(endpoint string, allowInsecure bool) error {
-	u, err := url.Parse(endpoint)
-	if err != nil {
-		return err
-	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		if !allowInsecure {
-			return fmt.Errorf("%s is plain http; pass --allow-insecure (loopback only) or use https", endpoint)
-		}
-		if !IsLoopback(u.Hostname()) {
-			return fmt.Errorf("%s is plain http to a non-loopback host; --allow-insecure permits loopback only", endpoint)
-		}
-		return nil
-	}
-	return fmt.Errorf("%s: want an https:// URL", endpoint)
-}
-
-// IsLoopback reports whether host is localhost or a loopback address.
-func IsLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

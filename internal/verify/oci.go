@@ -14,6 +14,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/runpod-workers/fwrelease/internal/insecure"
 )
 
 // ociSource reads one artifact manifest, from a registry or a layout.
@@ -47,7 +49,7 @@ func (o Options) openOCI(ctx context.Context, ref string) (*ociSource, error) {
 	var opts []name.Option
 	host, _, _ := strings.Cut(repo, "/")
 	hostname, _, _ := strings.Cut(host, ":")
-	if o.AllowInsecure && isLoopback(hostname) {
+	if o.AllowInsecure && insecure.IsLoopback(hostname) {
 		opts = append(opts, name.Insecure)
 	}
 	d, err := name.NewDigest(ref, opts...)

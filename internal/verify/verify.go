@@ -13,13 +13,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
 
 	"github.com/runpod-workers/fwrelease/internal/archive"
+	"github.com/runpod-workers/fwrelease/internal/insecure"
 	"github.com/runpod-workers/fwrelease/internal/manifest"
 	"github.com/runpod-workers/fwrelease/internal/sign"
 	"github.com/runpod-workers/fwrelease/schema"
@@ -248,8 +248,8 @@ func (o Options) open(ctx context.Context, ref string) (io.ReadCloser, error) {
 		return os.Open(u.Path)
 	case "https":
 	case "http":
-		if !o.AllowInsecure || !isLoopback(u.Hostname()) {
-			return nil, fmt.Errorf("refusing plain-http URL %s: only loopback URLs, and only with --allow-insecure", ref)
+		if err := insecure.Check(ref, o.AllowInsecure); err != nil {
+			return nil, fmt.Errorf("refusing %w", err)
 		}
 	default:
 		return nil, fmt.Errorf("unsupported URL scheme in %s", ref)
@@ -285,14 +285,6 @@ func (o Options) fetchAll(ctx context.Context, ref string) ([]byte, error) {
 		return nil, fmt.Errorf("%s is larger than %d bytes", ref, maxSmall)
 	}
 	return data, nil
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func sha256Sum(b []byte) []byte {
