@@ -35,9 +35,8 @@ type Builder struct {
 
 // Result is one target's build.
 type Result struct {
-	Shard   manifest.Shard
-	Path    string // the tarball
-	Slimmed []SlimResult
+	Shard manifest.Shard
+	Path  string // the tarball
 }
 
 // Release is the release every shard of this build belongs to.
@@ -160,7 +159,7 @@ func (b *Builder) buildTarget(ctx context.Context, t target.Target) (Result, err
 	}
 	b.Log.Info("built", "target", t.ID(), "file", path, "bytes", digest.Size, "sha256", digest.SHA256, "took", time.Since(start).Round(time.Millisecond))
 	b.Log.Info("largest packages", "target", t.ID(), "uncompressed", LargestPackages(entries, 5))
-	return Result{Shard: shard, Path: path, Slimmed: slimmed}, nil
+	return Result{Shard: shard, Path: path}, nil
 }
 
 // addDeps installs (or copies, with deps.dir) the target's dependencies into

@@ -42,7 +42,6 @@ func (t Target) FileStem(name, version string) string {
 var (
 	pythonRE = regexp.MustCompile(`^3\.(8|9|[1-9][0-9])$`)
 	accelRE  = regexp.MustCompile(`^(cpu|cu[0-9]{2,3}|rocm[0-9]+(\.[0-9]+)*)$`)
-	idRE     = regexp.MustCompile(`^py(3\.[0-9]+)-([a-z0-9.]+)-(linux)-(x86_64|aarch64)$`)
 )
 
 // CheckPython reports whether v is a Python minor version such as "3.11".
@@ -67,21 +66,6 @@ func CheckArch(a string) error {
 		return fmt.Errorf("architecture %q is not one of x86_64, aarch64", a)
 	}
 	return nil
-}
-
-// Parse turns a target ID back into a Target.
-func Parse(id string) (Target, error) {
-	m := idRE.FindStringSubmatch(id)
-	if m == nil {
-		return Target{}, fmt.Errorf("target %q is not of the form py3.11-cpu-linux-x86_64", id)
-	}
-	t := Target{Python: m[1], Accel: m[2], OS: m[3], Arch: m[4]}
-	for _, err := range []error{CheckPython(t.Python), CheckAccel(t.Accel)} {
-		if err != nil {
-			return Target{}, fmt.Errorf("target %q: %w", id, err)
-		}
-	}
-	return t, nil
 }
 
 // Exclude removes every target that matches all of its non-empty fields.
