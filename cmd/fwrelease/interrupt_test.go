@@ -70,7 +70,16 @@ func interruptAt(t *testing.T, trigger func(*http.Request) bool) {
 		t.Fatal(err)
 	}
 	if trigger == nil {
-		time.Sleep(300 * time.Millisecond)
+		// Wait until the build is under way (its work tree exists), so the
+		// signal meets fwrelease's handler, not a process still starting.
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			if _, err := os.Stat(filepath.Join(dist, ".work")); err == nil || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		time.Sleep(100 * time.Millisecond)
 	} else {
 		select {
 		case <-hit:
