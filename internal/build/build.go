@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/runpod-workers/fwrelease/internal/archive"
+	"github.com/runpod-workers/fwrelease/internal/atomicfile"
 	"github.com/runpod-workers/fwrelease/internal/config"
 	"github.com/runpod-workers/fwrelease/internal/manifest"
 	"github.com/runpod-workers/fwrelease/internal/source"
@@ -270,27 +271,18 @@ func (b *Builder) stamp(t target.Target, root, sitePackages string) error {
 // pack writes the tarball beside its final name and renames it into place,
 // so dist/ never holds a half-written tarball under the real name.
 func (b *Builder) pack(ctx context.Context, path string, entries []archive.Entry) (archive.Digest, error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return archive.Digest{}, err
-	}
-	defer os.Remove(tmp.Name())
-	digest, err := archive.Pack(ctx, tmp, entries, archive.Options{
-		Top:    b.Config.Name,
-		Epoch:  b.Source.Epoch,
-		Format: archive.Format(b.Config.Format),
+	var digest archive.Digest
+	err := atomicfile.WriteWith(path, 0o644, func(w io.Writer) error {
+		var err error
+		digest, err = archive.Pack(ctx, w, entries, archive.Options{
+			Top:    b.Config.Name,
+			Epoch:  b.Source.Epoch,
+			Format: archive.Format(b.Config.Format),
+		})
+		return err
 	})
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
 		return archive.Digest{}, fmt.Errorf("packing %s: %w", path, err)
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return archive.Digest{}, err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return archive.Digest{}, err
 	}
 	return digest, nil
 }

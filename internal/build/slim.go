@@ -14,6 +14,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/runpod-workers/fwrelease/internal/atomicfile"
 )
 
 // SlimResult is what one rule removed.
@@ -287,7 +289,7 @@ func (s *slimmer) stripDebug(ctx context.Context) (SlimResult, error) {
 		if err != nil {
 			return res, err
 		}
-		if err := replaceFile(p, data, before.Mode().Perm()); err != nil {
+		if err := atomicfile.Write(p, data, before.Mode().Perm()); err != nil {
 			return res, err
 		}
 		if out, err := exec.CommandContext(ctx, stripBin, "--strip-debug", p).CombinedOutput(); err != nil {
@@ -362,7 +364,7 @@ func normaliseScripts(sitePackages string) error {
 			continue
 		}
 		out := append([]byte("#!/usr/bin/env python3\n"), rest...)
-		if err := replaceFile(p, out, 0o755); err != nil {
+		if err := atomicfile.Write(p, out, 0o755); err != nil {
 			return err
 		}
 		changed["bin/"+s.Name()] = true
@@ -403,5 +405,5 @@ func blankRecordHashes(record string, changed map[string]bool) error {
 	if err := sc.Err(); err != nil {
 		return err
 	}
-	return replaceFile(record, out.Bytes(), 0o644)
+	return atomicfile.Write(record, out.Bytes(), 0o644)
 }

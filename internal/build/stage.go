@@ -161,26 +161,3 @@ func (c copier) copyLink(src, dst string) error {
 	}
 	return os.Symlink(target, dst)
 }
-
-// replaceFile writes data to path through a new file renamed into place, so
-// that a hard link to a source tree (deps.dir) is broken, never written
-// through.
-func replaceFile(path string, data []byte, perm fs.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/runpod-workers/fwrelease/internal/archive"
+	"github.com/runpod-workers/fwrelease/internal/atomicfile"
 )
 
 // Local publishes into a directory laid out like the S3 bucket:
@@ -51,14 +52,10 @@ func (l *Local) MoveLatest(ctx context.Context, version string, body []byte) (bo
 			return false, nil
 		}
 	}
-	tmp := p + ".tmp"
 	if err := os.MkdirAll(l.Dir, 0o755); err != nil {
 		return false, err
 	}
-	if err := os.WriteFile(tmp, body, 0o644); err != nil {
-		return false, err
-	}
-	return true, os.Rename(tmp, p)
+	return true, atomicfile.Write(p, body, 0o644)
 }
 
 func (l *Local) Publish(ctx context.Context, obj Object) (string, error) {
@@ -87,23 +84,10 @@ func copyAtomic(ctx context.Context, src, dst string) error {
 		return err
 	}
 	defer in.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".*")
-	if err != nil {
+	return atomicfile.WriteWith(dst, 0o644, func(w io.Writer) error {
+		_, err := io.Copy(w, readerCtx{ctx, in})
 		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, readerCtx{ctx, in}); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), dst)
+	})
 }
 
 // readerCtx stops a long copy when the context is cancelled.
