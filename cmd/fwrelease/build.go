@@ -56,11 +56,15 @@ func newBuild(g *globalOptions) *cobra.Command {
 			return nil
 		},
 	}
+	o.addFlags(cmd)
+	return cmd
+}
+
+func (o *buildOptions) addFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
-	f.StringArrayVar(&o.targets, "target", nil, "build only this target ID (repeatable)")
+	f.StringArrayVar(&o.targets, "target", nil, "only this target ID (repeatable)")
 	f.BoolVar(&o.noSlim, "no-slim", false, "ship dependencies as installed")
 	f.StringVar(&o.version, "version", "", "the release version, overriding the config")
-	return cmd
 }
 
 // makeBuilder turns options into a Builder and the targets it should build.

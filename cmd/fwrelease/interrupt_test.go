@@ -56,9 +56,7 @@ func interruptAt(t *testing.T, trigger func(*http.Request) bool) {
 	}))
 	defer proxy.Close()
 	dir := t.TempDir()
-	cfg, pub := releaseConfig(t, dir, proxy.URL)
-	data, _ := os.ReadFile(cfg)
-	os.WriteFile(cfg, []byte(strings.Replace(string(data), "  local: {dir: "+filepath.Join(dir, "mirror")+"}\n", "", 1)), 0o644)
+	cfg, pub := s3OnlyConfig(t, dir, proxy.URL)
 	dist := filepath.Join(dir, "dist")
 	env := append(srv.Env(), "GITHUB_SHA="+fixedCommit)
 
@@ -119,8 +117,8 @@ func interruptAt(t *testing.T, trigger func(*http.Request) bool) {
 	if v := run(t, dir, nil, "--allow-insecure", "verify", filepath.Join(dist, "manifest.json"), "--key", pub); v.code != 0 {
 		t.Errorf("verify after the next run: %s%s", v.stdout, v.stderr)
 	}
-	body, err := s3c.Fetch(context.Background(), "flash-worker/latest.json")
-	if err != nil || !strings.Contains(string(readAll(t, body)), `"version": "1.2.0"`) {
+	latest, err := fetch(t, s3c, "flash-worker/latest.json")
+	if err != nil || !strings.Contains(string(latest), `"version": "1.2.0"`) {
 		t.Errorf("latest.json after the next run: %v", err)
 	}
 }

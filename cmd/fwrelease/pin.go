@@ -63,10 +63,6 @@ func newPin(g *globalOptions) *cobra.Command {
 	f.StringVar(&o.manifest, "manifest", "", "the release manifest (path or URL)")
 	f.StringVar(&o.sdk, "sdk", "", "the runpod_flash SDK checkout")
 	f.BoolVar(&o.check, "check", false, "change nothing; exit 1 if the SDK is not pinned to this release")
-	f.StringArrayVar(&o.channels, "channel", nil, "verify only this channel (repeatable)")
-	f.StringVar(&o.key, "key", "", "the public key the release was signed with (PEM)")
-	f.StringVar(&o.identity, "certificate-identity", "", "keyless: the signer's identity")
-	f.StringVar(&o.issuer, "certificate-oidc-issuer", "", "keyless: the OIDC issuer")
-	f.StringVar(&o.trustedRoot, "trusted-root", "", "keyless: a Sigstore trusted_root.json")
+	o.verifyOptions.addFlags(cmd)
 	return cmd
 }

@@ -74,14 +74,18 @@ func newPublish(g *globalOptions) *cobra.Command {
 			return printSummary(g, r)
 		},
 	}
+	cmd.Flags().StringArrayVar(&o.from, "from", nil, "a dist directory with shards/ and their tarballs (repeatable; default: --dist)")
+	o.addFlags(cmd)
+	return cmd
+}
+
+// addFlags adds the flags publish and release share, signing's included.
+func (o *publishOptions) addFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringArrayVar(&o.to, "to", nil, "publish to this channel only: local, s3, github, oci (repeatable; default: every channel in the config)")
-	f.StringArrayVar(&o.from, "from", nil, "a dist directory with shards/ and their tarballs (repeatable; default: --dist)")
 	f.BoolVar(&o.replace, "replace", false, "overwrite a published file whose bytes differ")
 	f.BoolVar(&o.dryRun, "dry-run", false, "say what would be published, publish nothing")
-	f.StringVar(&o.key, "key", "", "signing key for unsigned tarballs and the manifest (default: sign.key in the config)")
-	f.BoolVar(&o.keyless, "keyless", false, "sign with a Fulcio certificate from the CI's OIDC token")
-	return cmd
+	o.signOptions.addFlags(cmd)
 }
 
 // publishSteps are the ordered steps after signing: artifacts on every

@@ -5,6 +5,7 @@ import (
 	"crypto/elliptic"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -100,20 +101,19 @@ func TestReleaseToLocalAndS3(t *testing.T) {
 		}
 	}
 	// The manifest on S3 is the one in dist, and latest.json points at it.
-	body, err := s3c.Fetch(context.Background(), "flash-worker/v1.2.0/manifest.json")
+	remote, err := fetch(t, s3c, "flash-worker/v1.2.0/manifest.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	remote := readAll(t, body)
 	if string(remote) != string(data) {
 		t.Error("the published manifest differs from dist/manifest.json")
 	}
-	body, err = s3c.Fetch(context.Background(), "flash-worker/latest.json")
+	latestJSON, err := fetch(t, s3c, "flash-worker/latest.json")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var latest publish.Latest
-	json.Unmarshal(readAll(t, body), &latest)
+	json.Unmarshal(latestJSON, &latest)
 	if latest.Version != "1.2.0" || latest.Manifest != "v1.2.0/manifest.json" {
 		t.Errorf("latest.json = %+v", latest)
 	}
@@ -138,8 +138,8 @@ func TestReleaseToLocalAndS3(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("release 1.1.0: %s", r.stderr)
 	}
-	body, _ = s3c.Fetch(context.Background(), "flash-worker/latest.json")
-	json.Unmarshal(readAll(t, body), &latest)
+	latestJSON, _ = fetch(t, s3c, "flash-worker/latest.json")
+	json.Unmarshal(latestJSON, &latest)
 	if latest.Version != "1.2.0" {
 		t.Errorf("releasing 1.1.0 after 1.2.0 moved latest.json to %s", latest.Version)
 	}
@@ -158,36 +158,37 @@ func TestPublishRefusesOverwrite(t *testing.T) {
 	if r := run(t, dir, env, "--config", cfg, "--dist", dist, "--allow-insecure", "release", "--target", "py3.11-cpu-linux-x86_64"); r.code != 0 {
 		t.Fatalf("release: %s", r.stderr)
 	}
-	before, _ := s3c.Fetch(context.Background(), "flash-worker/v1.2.0/manifest.json")
-	manifestBefore := readAll(t, before)
+	manifestBefore, _ := fetch(t, s3c, "flash-worker/v1.2.0/manifest.json")
 
 	// Same version, different bytes (unslimmed).
 	r := run(t, dir, env, "--config", cfg, "--dist", filepath.Join(dir, "dist2"), "--allow-insecure", "release", "--target", "py3.11-cpu-linux-x86_64", "--no-slim")
 	if r.code != 1 || !strings.Contains(r.stderr, "already published with different content") || !strings.Contains(r.stderr, "pass --replace") {
 		t.Errorf("overwrite: exit %d, %s", r.code, r.stderr)
 	}
-	after, _ := s3c.Fetch(context.Background(), "flash-worker/v1.2.0/manifest.json")
-	if string(readAll(t, after)) != string(manifestBefore) {
+	if after, _ := fetch(t, s3c, "flash-worker/v1.2.0/manifest.json"); string(after) != string(manifestBefore) {
 		t.Error("a refused release changed the published manifest")
 	}
 }
 
-func readAll(t *testing.T, rc interface {
-	Read([]byte) (int, error)
-	Close() error
-}) []byte {
+// fetch reads an object of the S3 channel whole.
+func fetch(t *testing.T, s3c *publish.S3, key string) ([]byte, error) {
 	t.Helper()
-	defer rc.Close()
-	var buf strings.Builder
-	b := make([]byte, 32<<10)
-	for {
-		n, err := rc.Read(b)
-		buf.Write(b[:n])
-		if err != nil {
-			break
-		}
+	body, err := s3c.Fetch(context.Background(), key)
+	if err != nil {
+		return nil, err
 	}
-	return []byte(buf.String())
+	defer body.Close()
+	return io.ReadAll(body)
+}
+
+// s3OnlyConfig is releaseConfig without the local mirror, whose copy would
+// otherwise make every release complete.
+func s3OnlyConfig(t *testing.T, dir, endpoint string) (cfg, pub string) {
+	t.Helper()
+	cfg, pub = releaseConfig(t, dir, endpoint)
+	data, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, []byte(strings.Replace(string(data), "  local: {dir: "+filepath.Join(dir, "mirror")+"}\n", "", 1)), 0o644)
+	return cfg, pub
 }
 
 // A publish that fails half-way leaves consumers on the previous release:
@@ -210,10 +211,7 @@ func TestPublishFailsHalfWayThenCompletes(t *testing.T) {
 	}))
 	defer proxy.Close()
 	dir := t.TempDir()
-	cfg, pub := releaseConfig(t, dir, proxy.URL)
-	data, _ := os.ReadFile(cfg)
-	// S3 only: the local mirror would otherwise be complete.
-	os.WriteFile(cfg, []byte(strings.Replace(string(data), "  local: {dir: "+filepath.Join(dir, "mirror")+"}\n", "", 1)), 0o644)
+	cfg, pub := s3OnlyConfig(t, dir, proxy.URL)
 	env := append(srv.Env(), "GITHUB_SHA="+fixedCommit)
 	dist := filepath.Join(dir, "dist")
 

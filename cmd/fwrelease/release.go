@@ -43,16 +43,9 @@ func newRelease(g *globalOptions) *cobra.Command {
 			return snapshotRelease(cmd.Context(), g, cfg, b, targets)
 		},
 	}
-	f := cmd.Flags()
-	f.BoolVar(&o.snapshot, "snapshot", false, "publish nowhere remote: build, sign with an ephemeral key, write dist/")
-	f.StringArrayVar(&o.targets, "target", nil, "release only this target ID (repeatable)")
-	f.BoolVar(&o.noSlim, "no-slim", false, "ship dependencies as installed")
-	f.StringVar(&o.version, "version", "", "the release version, overriding the config")
-	f.StringArrayVar(&o.to, "to", nil, "publish to this channel only (repeatable; default: every channel in the config)")
-	f.BoolVar(&o.replace, "replace", false, "overwrite a published file whose bytes differ")
-	f.BoolVar(&o.dryRun, "dry-run", false, "build and sign, but publish nothing")
-	f.StringVar(&o.key, "key", "", "signing key (default: sign.key in the config)")
-	f.BoolVar(&o.keyless, "keyless", false, "sign with a Fulcio certificate from the CI's OIDC token")
+	cmd.Flags().BoolVar(&o.snapshot, "snapshot", false, "publish nowhere remote: build, sign with an ephemeral key, write dist/")
+	o.buildOptions.addFlags(cmd)
+	o.publishOptions.addFlags(cmd)
 	return cmd
 }
 

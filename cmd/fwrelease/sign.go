@@ -54,10 +54,14 @@ func newSign(g *globalOptions) *cobra.Command {
 			return nil
 		},
 	}
+	o.addFlags(cmd)
+	return cmd
+}
+
+func (o *signOptions) addFlags(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&o.key, "key", "", "signing key: a PEM file, env://VAR or a KMS URI (default: sign.key in the config)")
 	cmd.Flags().BoolVar(&o.keyless, "keyless", false, "sign with a Fulcio certificate from the CI's OIDC token")
 	cmd.MarkFlagsMutuallyExclusive("key", "keyless")
-	return cmd
 }
 
 // makeSigner picks the key from the flags, else from the config.

@@ -47,13 +47,18 @@ func newVerify(g *globalOptions) *cobra.Command {
 			return err
 		},
 	}
+	o.addFlags(cmd)
+	return cmd
+}
+
+// addFlags adds whom to trust, and which channels to check (verify, pin).
+func (o *verifyOptions) addFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringArrayVar(&o.channels, "channel", nil, "check only this channel: local, s3, github, oci (repeatable)")
 	f.StringVar(&o.key, "key", "", "the public key the release was signed with (PEM)")
 	f.StringVar(&o.identity, "certificate-identity", "", "keyless: the signer's identity (e.g. the release workflow's URL)")
 	f.StringVar(&o.issuer, "certificate-oidc-issuer", "", "keyless: the OIDC issuer (e.g. https://token.actions.githubusercontent.com)")
 	f.StringVar(&o.trustedRoot, "trusted-root", "", "keyless: a Sigstore trusted_root.json (default: public-good Sigstore's, fetched with TUF)")
-	return cmd
 }
 
 func makeVerifier(o *verifyOptions) (*sign.Verifier, error) {

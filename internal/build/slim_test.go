@@ -149,8 +149,17 @@ func TestLinkDuplicatesAndSizeReport(t *testing.T) {
 	if err != nil || saved.Files != 1 || saved.Bytes != 400 {
 		t.Fatalf("LinkDuplicates = %+v, %v", saved, err)
 	}
-	report := SizeReport(entries, 10)
-	if !strings.Contains(report, "b") || !strings.Contains(report, "total") {
-		t.Errorf("report:\n%s", report)
+	// b/LICENSE is now a link to a/LICENSE: b counts one file of 400
+	// bytes, a one of 400, the worker one of 10; largest first, names last.
+	var rows []string
+	for _, line := range strings.Split(strings.TrimSpace(SizeReport(entries, 10)), "\n") {
+		rows = append(rows, strings.Join(strings.Fields(line), " "))
+	}
+	want := []string{"PACKAGE FILES BYTES", "a 1 400", "b 1 400", "(worker) 1 10", "total 810"}
+	if strings.Join(rows, "|") != strings.Join(want, "|") {
+		t.Errorf("report rows %q, want %q", rows, want)
+	}
+	if got := LargestPackages(entries, 2); got != "a=400B b=400B" {
+		t.Errorf("LargestPackages = %q", got)
 	}
 }

@@ -43,6 +43,21 @@ func writeObject(t *testing.T, dir, name string, data []byte) Object {
 	return Object{Key: "v1.2.0/" + name, Path: p, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}
 }
 
+// randomObject writes size incompressible bytes to a file named name.
+func randomObject(t *testing.T, name string, size int) ([]byte, Object) {
+	t.Helper()
+	data := make([]byte, size)
+	rand.Read(data)
+	return data, writeObject(t, t.TempDir(), name, data)
+}
+
+// multipartS3 uploads in 5 MiB parts (S3's smallest) above 5 MiB.
+func multipartS3(t *testing.T, endpoint string) *S3 {
+	p := newS3(t, endpoint)
+	p.Threshold, p.PartSize = 5<<20, 5<<20
+	return p
+}
+
 func getObject(t *testing.T, p *S3, key string) ([]byte, *s3.GetObjectOutput) {
 	t.Helper()
 	out, err := p.Client.GetObject(context.Background(), &s3.GetObjectInput{Bucket: &p.Bucket, Key: &key})
@@ -126,11 +141,8 @@ func TestS3PublishAgainstVersity(t *testing.T) {
 	})
 
 	t.Run("multipart round trip", func(t *testing.T) {
-		big := make([]byte, 11<<20+12345)
-		rand.Read(big)
-		o := writeObject(t, t.TempDir(), "big.tar.gz", big)
-		mp := newS3(t, srv.Endpoint)
-		mp.Threshold, mp.PartSize = 5<<20, 5<<20
+		big, o := randomObject(t, "big.tar.gz", 11<<20+12345)
+		mp := multipartS3(t, srv.Endpoint)
 		var reported atomic.Int64
 		mp.Progress = func(name string, done, total int64) {
 			if name != o.Key || total != o.Size {
@@ -153,9 +165,7 @@ func TestS3PublishAgainstVersity(t *testing.T) {
 	})
 
 	t.Run("a failed multipart upload is aborted", func(t *testing.T) {
-		big := make([]byte, 11<<20)
-		rand.Read(big)
-		o := writeObject(t, t.TempDir(), "aborted.tar.gz", big)
+		_, o := randomObject(t, "aborted.tar.gz", 11<<20)
 		var parts atomic.Int32
 		proxy := faultProxy(t, srv.Endpoint, func(w http.ResponseWriter, r *http.Request) bool {
 			if r.URL.Query().Get("partNumber") == "2" {
@@ -165,10 +175,12 @@ func TestS3PublishAgainstVersity(t *testing.T) {
 			}
 			return false
 		})
-		mp := newS3(t, proxy)
-		mp.Threshold, mp.PartSize = 5<<20, 5<<20
+		mp := multipartS3(t, proxy)
 		if _, err := mp.Publish(ctx, o); err == nil {
 			t.Fatal("publish through a failing proxy succeeded")
+		}
+		if parts.Load() == 0 {
+			t.Fatal("the proxy failed no part; the test checked nothing")
 		}
 		if n := openUploads(t, p); n != 0 {
 			t.Errorf("%d multipart uploads left open after a failure", n)
@@ -177,21 +189,16 @@ func TestS3PublishAgainstVersity(t *testing.T) {
 			t.Errorf("a failed upload left an object: %v", err)
 		}
 		// The next run completes it.
-		mp2 := newS3(t, srv.Endpoint)
-		mp2.Threshold, mp2.PartSize = 5<<20, 5<<20
-		if _, err := mp2.Publish(ctx, o); err != nil {
+		if _, err := multipartS3(t, srv.Endpoint).Publish(ctx, o); err != nil {
 			t.Fatalf("the next run: %v", err)
 		}
 	})
 
 	t.Run("a lost CompleteMultipartUpload response", func(t *testing.T) {
-		big := make([]byte, 11<<20)
-		rand.Read(big)
-		o := writeObject(t, t.TempDir(), "lost.tar.gz", big)
+		big, o := randomObject(t, "lost.tar.gz", 11<<20)
 		var dropped atomic.Int32
 		proxy := dropCompleteResponse(t, srv.Endpoint, &dropped)
-		mp := newS3(t, proxy)
-		mp.Threshold, mp.PartSize = 5<<20, 5<<20
+		mp := multipartS3(t, proxy)
 		if _, err := mp.Publish(ctx, o); err != nil {
 			t.Fatalf("publish with a lost Complete response: %v", err)
 		}
