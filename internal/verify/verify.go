@@ -266,7 +266,7 @@ func (o Options) open(ctx context.Context, ref string) (io.ReadCloser, error) {
 		resp.Body.Close()
 		return nil, fmt.Errorf("GET %s: %s", ref, resp.Status)
 	}
-	return &resumingBody{ctx: ctx, client: o.HTTP, url: ref, body: resp.Body, etag: resp.Header.Get("ETag")}, nil
+	return resumable(ctx, o.HTTP, ref, resp), nil
 }
 
 const maxSmall = 16 << 20
