@@ -302,8 +302,9 @@ type Saved struct {
 }
 
 // LinkDuplicates turns every regular file whose content equals an earlier
-// one (in tar order) into a hard link to it, so it is stored once.
-func LinkDuplicates(entries []Entry) (Saved, error) {
+// one (in tar order) into a hard link to it, so it is stored once. known
+// holds digests already computed, by entry name; the rest are hashed.
+func LinkDuplicates(entries []Entry, known map[string]string) (Saved, error) {
 	type key struct {
 		size int64
 		sum  string
@@ -321,9 +322,12 @@ func LinkDuplicates(entries []Entry) (Saved, error) {
 		if e.Kind != File || e.Size == 0 || bySize[e.Size] < 2 {
 			continue // a unique size cannot have a duplicate: skip hashing it
 		}
-		sum, err := FileSHA256(e.Source)
-		if err != nil {
-			return saved, err
+		sum, ok := known[e.Name]
+		if !ok {
+			var err error
+			if sum, err = FileSHA256(e.Source); err != nil {
+				return saved, err
+			}
 		}
 		k := key{e.Size, sum}
 		if target, ok := first[k]; ok {

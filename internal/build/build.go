@@ -117,7 +117,8 @@ func (b *Builder) buildTarget(ctx context.Context, t target.Target) (Result, err
 	if err != nil {
 		return Result{}, err
 	}
-	if err := b.stamp(t, root, sitePackages); err != nil {
+	sums, err := b.stamp(t, root, sitePackages)
+	if err != nil {
 		return Result{}, fmt.Errorf("stamping: %w", err)
 	}
 	entries, err := archive.Collect(root)
@@ -125,7 +126,7 @@ func (b *Builder) buildTarget(ctx context.Context, t target.Target) (Result, err
 		return Result{}, err
 	}
 	if b.slimming() {
-		dup, err := archive.LinkDuplicates(entries)
+		dup, err := archive.LinkDuplicates(entries, sums)
 		if err != nil {
 			return Result{}, err
 		}
@@ -219,37 +220,39 @@ func (b *Builder) logSlim(t target.Target, results []SlimResult) {
 
 // stamp writes .version, .python-version and MANIFEST.json, and checks
 // that the files gave an executable bootstrap.sh.
-func (b *Builder) stamp(t target.Target, root, sitePackages string) error {
+// It returns every file's sha256 by name, so the build does not hash them
+// again.
+func (b *Builder) stamp(t target.Target, root, sitePackages string) (map[string]string, error) {
 	boot := filepath.Join(root, "bootstrap.sh")
 	info, err := os.Stat(boot)
 	if err != nil {
-		return errors.New("the files put no bootstrap.sh at the top of the tarball; add {src: scripts/bootstrap.sh, dst: bootstrap.sh, mode: \"0755\"} to files")
+		return nil, errors.New("the files put no bootstrap.sh at the top of the tarball; add {src: scripts/bootstrap.sh, dst: bootstrap.sh, mode: \"0755\"} to files")
 	}
 	if info.Mode()&0o111 == 0 {
 		if err := os.Chmod(boot, 0o755); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	version := b.Config.Version.Literal
 	if err := os.WriteFile(filepath.Join(root, ".version"), []byte(version+"\n"), 0o644); err != nil {
-		return err
+		return nil, err
 	}
 	// bootstrap.sh reads this to refuse an interpreter of another version.
 	if err := os.WriteFile(filepath.Join(root, ".python-version"), []byte(t.Python+"\n"), 0o644); err != nil {
-		return err
+		return nil, err
 	}
 	pkgs, err := installedPackages(sitePackages)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	os.Remove(filepath.Join(root, MetadataFile))
 	entries, err := archive.Collect(root)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	tree, files, err := treeDigest(entries)
+	tree, files, sums, err := treeDigest(entries)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	meta := Metadata{
 		Name:            b.Config.Name,
@@ -265,7 +268,7 @@ func (b *Builder) stamp(t target.Target, root, sitePackages string) error {
 		Files:           files,
 		TreeSHA256:      tree,
 	}
-	return manifest.WriteFile(filepath.Join(root, MetadataFile), meta)
+	return sums, manifest.WriteFile(filepath.Join(root, MetadataFile), meta)
 }
 
 // pack writes the tarball beside its final name and renames it into place,

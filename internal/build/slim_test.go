@@ -145,7 +145,7 @@ func TestLinkDuplicatesAndSizeReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	saved, err := archive.LinkDuplicates(entries)
+	saved, err := archive.LinkDuplicates(entries, nil)
 	if err != nil || saved.Files != 1 || saved.Bytes != 400 {
 		t.Fatalf("LinkDuplicates = %+v, %v", saved, err)
 	}

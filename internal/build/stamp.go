@@ -90,20 +90,21 @@ func readMetadata(path string) (Package, error) {
 	return p, sc.Err()
 }
 
-// treeDigest computes TreeSHA256 and the number of files it covers.
-func treeDigest(entries []archive.Entry) (string, int, error) {
+// treeDigest computes TreeSHA256, the number of files it covers, and each
+// file's sha256 by name.
+func treeDigest(entries []archive.Entry) (string, int, map[string]string, error) {
 	listing := sha256.New()
-	files := 0
+	sums := map[string]string{}
 	for _, e := range entries {
 		if e.Kind != archive.File || e.Name == MetadataFile {
 			continue
 		}
 		sum, err := archive.FileSHA256(e.Source)
 		if err != nil {
-			return "", 0, err
+			return "", 0, nil, err
 		}
 		fmt.Fprintf(listing, "%s  %s\n", sum, e.Name)
-		files++
+		sums[e.Name] = sum
 	}
-	return hex.EncodeToString(listing.Sum(nil)), files, nil
+	return hex.EncodeToString(listing.Sum(nil)), len(sums), sums, nil
 }
