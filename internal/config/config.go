@@ -30,8 +30,9 @@ type Config struct {
 	Dir  string `yaml:"-"`
 }
 
-// Version is either a literal ("1.2.0") or read from a Python file that
-// assigns __version__.
+// Version is either a literal ("1.2.0") or read from a file: a
+// pyproject.toml's [project] version, or a Python file that assigns
+// __version__.
 type Version struct {
 	Literal string
 	From    string

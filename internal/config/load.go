@@ -411,22 +411,3 @@ func (c *Config) resolvePaths() {
 		abs(&c.Publish.Local.Dir)
 	}
 }
-
-var versionAssignRE = regexp.MustCompile(`(?m)^__version__\s*(?::\s*str\s*)?=\s*["']([^"']+)["']`)
-
-// ReadVersionFile reads `__version__ = "X.Y.Z"` from a Python source file.
-func ReadVersionFile(path string) (string, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	m := versionAssignRE.FindSubmatch(data)
-	if m == nil {
-		return "", fmt.Errorf("%s has no line __version__ = \"X.Y.Z\"", path)
-	}
-	v := string(m[1])
-	if err := checkVersion(v); err != nil {
-		return "", fmt.Errorf("%s: %w", path, err)
-	}
-	return v, nil
-}
