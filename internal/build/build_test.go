@@ -50,6 +50,32 @@ func TestStage(t *testing.T) {
 	}
 }
 
+// An optional entry may name nothing; present, it is staged like any other,
+// and its other faults are still faults.
+func TestStageOptional(t *testing.T) {
+	src := t.TempDir()
+	writeFile(t, filepath.Join(src, "src", "tests", "case.json"), "{}", 0o644)
+	root := t.TempDir()
+	err := stage(src, root, []config.File{
+		{Src: "src/*.sh", Dst: "src/", Optional: true},
+		{Src: "src/absent", Optional: true},
+		{Src: "src/tests", Optional: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "src", "tests", "case.json")); err != nil {
+		t.Errorf("the optional entry that exists was not staged: %v", err)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(root, "src")); len(entries) != 1 {
+		t.Errorf("src/ holds %d entries, want only tests/", len(entries))
+	}
+	os.Symlink("/etc/hostname", filepath.Join(src, "leak"))
+	if err := stage(src, t.TempDir(), []config.File{{Src: "leak", Optional: true}}); err == nil || !strings.Contains(err.Error(), "leaves the source tree") {
+		t.Errorf("an optional escaping symlink: %v, want a refusal", err)
+	}
+}
+
 func TestStageRefuses(t *testing.T) {
 	tests := []struct {
 		name  string

@@ -1,6 +1,7 @@
 package build
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -23,6 +24,9 @@ func stage(srcDir, root string, files []config.File) error {
 	written := map[string]string{} // dst → src, to catch two specs writing one file
 	for i, f := range files {
 		matches, err := match(srcDir, f.Src)
+		if _, none := errors.AsType[noMatch](err); none && f.Optional {
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("files[%d].src %q: %w", i, f.Src, err)
 		}
@@ -47,11 +51,17 @@ func stage(srcDir, root string, files []config.File) error {
 	return nil
 }
 
+// noMatch is a files entry that names nothing: an error unless the entry is
+// optional.
+type noMatch string
+
+func (e noMatch) Error() string { return string(e) }
+
 func match(dir, pattern string) ([]string, error) {
 	full := filepath.Join(dir, filepath.FromSlash(pattern))
 	if !strings.ContainsAny(pattern, "*?[") {
 		if _, err := os.Lstat(full); err != nil {
-			return nil, fmt.Errorf("not found in %s", dir)
+			return nil, noMatch("not found in " + dir)
 		}
 		return []string{full}, nil
 	}
@@ -60,7 +70,7 @@ func match(dir, pattern string) ([]string, error) {
 		return nil, err
 	}
 	if len(matches) == 0 {
-		return nil, fmt.Errorf("matches nothing in %s", dir)
+		return nil, noMatch("matches nothing in " + dir)
 	}
 	return matches, nil
 }

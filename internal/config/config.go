@@ -53,10 +53,12 @@ type Matrix struct {
 
 // File copies the files matched by Src (a glob, or a directory copied whole)
 // to Dst under the tarball's top directory. A Dst ending in "/" is a directory.
+// Optional lets Src name nothing (a src/tests directory some checkouts lack).
 type File struct {
-	Src  string `yaml:"src"`
-	Dst  string `yaml:"dst"`
-	Mode string `yaml:"mode"`
+	Src      string `yaml:"src"`
+	Dst      string `yaml:"dst"`
+	Mode     string `yaml:"mode"`
+	Optional bool   `yaml:"optional"`
 }
 
 type Deps struct {

@@ -42,6 +42,7 @@ layout: overlay
 files:
   - {src: "src/*.py", dst: src/}
   - {src: scripts/bootstrap.sh, dst: bootstrap.sh, mode: "0755"}
+  - {src: src/tests, dst: src/tests, optional: true}
 deps:
   requirements: requirements.txt
   find_links: [wheelhouse]
@@ -72,6 +73,9 @@ publish:
 	}
 	if c.Slim.MaxSize != 150<<20 || c.Slim.On() || c.Format != "tar.zst" || c.Version.From != "src/version.py" || *c.SourceDateEpoch != 1767225600 {
 		t.Errorf("decoded wrong: %+v", c)
+	}
+	if c.Files[1].Optional || !c.Files[2].Optional {
+		t.Errorf("files[].optional decoded wrong: %+v", c.Files)
 	}
 	if c.Publish.S3 == nil || !c.Publish.S3.PathStyle || c.Deps.Accel["cu128"].ExtraIndexURLs[0] != "https://download.pytorch.org/whl/cu128" {
 		t.Errorf("nested keys decoded wrong: %+v %+v", c.Publish.S3, c.Deps.Accel)
