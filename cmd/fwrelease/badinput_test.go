@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -120,34 +121,81 @@ func TestBadManifestsAndTarballs(t *testing.T) {
 	}
 
 	top := &tar.Header{Name: "flash-worker/", Typeflag: tar.TypeDir, Mode: 0o755}
-	tarballs := map[string]*tar.Header{
-		"dot-dot":     {Name: "flash-worker/../../etc/cron.d/x", Typeflag: tar.TypeReg, Mode: 0o644},
-		"absolute":    {Name: "/etc/passwd", Typeflag: tar.TypeReg, Mode: 0o644},
-		"device":      {Name: "flash-worker/sda", Typeflag: tar.TypeBlock, Mode: 0o644},
-		"hard link":   {Name: "flash-worker/x", Typeflag: tar.TypeLink, Linkname: "/etc/shadow"},
-		"symlink out": {Name: "flash-worker/x", Typeflag: tar.TypeSymlink, Linkname: "../../../etc"},
+	file := func(name string) *tar.Header { return &tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644} }
+	link := func(name, to string) *tar.Header {
+		return &tar.Header{Name: name, Typeflag: tar.TypeSymlink, Linkname: to, Mode: 0o777}
 	}
-	for name, h := range tarballs {
-		t.Run(name, func(t *testing.T) {
-			var buf bytes.Buffer
-			zw := gzip.NewWriter(&buf)
-			tw := tar.NewWriter(zw)
-			tw.WriteHeader(top)
-			if h.Typeflag == tar.TypeReg {
-				h.Size = 1
-			}
-			tw.WriteHeader(h)
-			if h.Typeflag == tar.TypeReg {
-				tw.Write([]byte("x"))
-			}
-			tw.Close()
-			zw.Close()
-			p := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".tar.gz")
-			os.WriteFile(p, buf.Bytes(), 0o644)
+	tarballs := []struct {
+		name    string
+		headers []*tar.Header
+		line    string // after "fwrelease: inspecting $TARBALL: unsafe tarball: "
+	}{
+		{"dot-dot", []*tar.Header{file("flash-worker/../../etc/cron.d/x")},
+			`entry "flash-worker/../../etc/cron.d/x": path has '..', '.' or an empty component`},
+		{"absolute", []*tar.Header{file("/etc/passwd")}, `entry "/etc/passwd": absolute or empty path`},
+		{"device", []*tar.Header{{Name: "flash-worker/sda", Typeflag: tar.TypeBlock, Mode: 0o644}},
+			`entry "flash-worker/sda": type '4' is not a directory, file or link`},
+		{"hard link", []*tar.Header{{Name: "flash-worker/x", Typeflag: tar.TypeLink, Linkname: "/etc/shadow"}},
+			`entry "flash-worker/x": hard link to "/etc/shadow", which is not an earlier regular file`},
+		{"symlink out", []*tar.Header{link("flash-worker/x", "../../../etc")},
+			`entry "flash-worker/x": symlink "../../../etc" leaves the tree`},
+		{"chained symlinks", []*tar.Header{link("flash-worker/d", "."), link("flash-worker/d/l", ".."), file("flash-worker/d/l/ESCAPED")},
+			`entry "flash-worker/d/l": the path passes through the symlink "flash-worker/d"`},
+		{"symlink out and back in", []*tar.Header{link("flash-worker/x", "../flash-worker/y"), file("flash-worker/y")},
+			`entry "flash-worker/x": symlink "../flash-worker/y" leaves the tree`},
+		{"GNU sparse name", []*tar.Header{{Name: "flash-worker/README", Typeflag: tar.TypeReg, Mode: 0o644,
+			PAXRecords: map[string]string{"GNU.sparse.name": "flash-worker/bootstrap.sh"}}},
+			`entry "flash-worker/README": PAX record "GNU.sparse.name" could make another extractor read this entry differently`},
+	}
+	for _, tb := range tarballs {
+		t.Run(tb.name, func(t *testing.T) {
+			p := filepath.Join(dir, strings.ReplaceAll(tb.name, " ", "-")+".tar.gz")
+			os.WriteFile(p, gzipTar(t, append([]*tar.Header{top}, tb.headers...)), 0o644)
 			r := run(t, dir, nil, "inspect", p)
-			if r.code != 1 || !strings.Contains(r.stderr, "unsafe tarball") || !strings.Contains(r.stderr, p) {
-				t.Errorf("exit %d, stderr %q", r.code, r.stderr)
+			want := "fwrelease: inspecting " + p + ": unsafe tarball: " + tb.line + "\n"
+			if r.code != 1 || r.stderr != want {
+				t.Errorf("exit %d, stderr\n  %s\nwant 1 and\n  %s", r.code, r.stderr, want)
 			}
 		})
 	}
+}
+
+// gzipTar writes headers (a regular file holding one byte). archive/tar
+// will not write PAX records it does not know, such as GNU.sparse.name, so
+// those go in as a file that is then retyped as a PAX header.
+func gzipTar(t *testing.T, headers []*tar.Header) []byte {
+	var plain bytes.Buffer
+	tw := tar.NewWriter(&plain)
+	for _, h := range headers {
+		if h.PAXRecords["GNU.sparse.name"] != "" {
+			rec := fmt.Sprintf(" GNU.sparse.name=%s\n", h.PAXRecords["GNU.sparse.name"])
+			rec = fmt.Sprintf("%d%s", len(rec)+2, rec)
+			at := plain.Len()
+			tw.WriteHeader(&tar.Header{Name: "PaxHeader", Typeflag: tar.TypeReg, Size: int64(len(rec)), Format: tar.FormatUSTAR})
+			tw.Write([]byte(rec))
+			tw.Flush()
+			block := plain.Bytes()[at : at+512]
+			block[156] = tar.TypeXHeader
+			copy(block[148:156], "        ")
+			sum := 0
+			for _, c := range block {
+				sum += int(c)
+			}
+			copy(block[148:156], fmt.Sprintf("%06o\x00 ", sum))
+			h = &tar.Header{Name: h.Name, Typeflag: h.Typeflag, Mode: h.Mode, Format: tar.FormatUSTAR}
+		}
+		if h.Typeflag == tar.TypeReg {
+			h.Size = 1
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write([]byte("x")[:h.Size])
+	}
+	tw.Close()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write(plain.Bytes())
+	zw.Close()
+	return buf.Bytes()
 }

@@ -8,10 +8,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"math/rand"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -210,6 +212,9 @@ func rawTar(t testing.TB, headers ...*tar.Header) []byte {
 func TestReadRefusesUnsafe(t *testing.T) {
 	top := &tar.Header{Name: "flash-worker/", Typeflag: tar.TypeDir, Mode: 0o755}
 	file := func(name string) *tar.Header { return &tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644} }
+	link := func(name, to string) *tar.Header {
+		return &tar.Header{Name: name, Typeflag: tar.TypeSymlink, Linkname: to, Mode: 0o777}
+	}
 	tests := []struct {
 		name    string
 		headers []*tar.Header
@@ -226,6 +231,15 @@ func TestReadRefusesUnsafe(t *testing.T) {
 		{"hard link out", []*tar.Header{top, {Name: "flash-worker/x", Typeflag: tar.TypeLink, Linkname: "/etc/passwd"}}, "hard link"},
 		{"setuid", []*tar.Header{top, {Name: "flash-worker/x", Typeflag: tar.TypeReg, Mode: 0o4755}}, "setuid"},
 		{"duplicate", []*tar.Header{top, file("flash-worker/x"), file("flash-worker/x")}, "twice"},
+		// Each symlink alone stays inside; together they lead out, and a
+		// Python extractor writes ESCAPED beside flash-worker/.
+		{"chained symlinks", []*tar.Header{top, link("flash-worker/d", "."), link("flash-worker/d/l", ".."), file("flash-worker/d/l/ESCAPED")}, `passes through the symlink "flash-worker/d"`},
+		{"symlink made to escape by a later one", []*tar.Header{top, link("flash-worker/a", "b/.."), link("flash-worker/b", ".")}, `symlink "b/.." leaves the tree`},
+		{"symlink out and back in", []*tar.Header{top, link("flash-worker/x", "../flash-worker/y"), file("flash-worker/y")}, `symlink "../flash-worker/y" leaves the tree`},
+		{"symlink loop", []*tar.Header{top, link("flash-worker/a", "b"), link("flash-worker/b", "a")}, "too many levels of symlinks"},
+		{"symlink over an implicit directory", []*tar.Header{top, file("flash-worker/a/x"), link("flash-worker/a", ".")}, "twice"},
+		{"directory with data", []*tar.Header{top, {Name: "flash-worker/d/", Typeflag: tar.TypeDir, Mode: 0o755, Size: 512}}, "carries 512 bytes of data"},
+		{"global PAX header", []*tar.Header{top, {Name: "g", Typeflag: tar.TypeXGlobalHeader, PAXRecords: map[string]string{"path": "x"}}}, "not a directory, file or link"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -240,7 +254,106 @@ func TestReadRefusesUnsafe(t *testing.T) {
 	if _, err := Read(bytes.NewReader(ok)); err != nil {
 		t.Errorf("a safe tarball with links was refused: %v", err)
 	}
+	chain := rawTar(t, top, file("flash-worker/a/x"), link("flash-worker/b", "a"), link("flash-worker/c", "b/x"), link("flash-worker/a/up", "../c"))
+	if _, err := Read(bytes.NewReader(chain)); err != nil {
+		t.Errorf("symlinks through symlinks that stay inside were refused: %v", err)
+	}
 	if _, err := Read(strings.NewReader("not a tarball at all")); err == nil {
 		t.Error("garbage accepted")
+	}
+}
+
+// withPAX writes h behind a PAX extended header holding records, which
+// archive/tar's writer will not emit for keys it does not know: the header
+// is written as a file, then retyped 'x' and re-summed.
+func withPAX(t testing.TB, records map[string]string, h *tar.Header) []byte {
+	t.Helper()
+	var body []byte
+	for k, v := range records {
+		rec := " " + k + "=" + v + "\n"
+		n := len(rec) + 1
+		for len(strconv.Itoa(n))+len(rec) != n {
+			n++
+		}
+		body = append(body, strconv.Itoa(n)+rec...)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "PaxHeaders/x", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body)), Format: tar.FormatUSTAR})
+	tw.Write(body)
+	tw.Flush()
+	b := buf.Bytes()
+	b[156] = tar.TypeXHeader
+	resum(b)
+	h.Size, h.Format = 1, tar.FormatUSTAR
+	tw.WriteHeader(h)
+	tw.Write([]byte("x"))
+	tw.Flush()
+	return buf.Bytes()
+}
+
+// rawTarWith is rawTar with raw blocks (from withPAX) after the top directory.
+func rawTarWith(t testing.TB, blocks ...[]byte) []byte {
+	t.Helper()
+	var plain bytes.Buffer
+	tw := tar.NewWriter(&plain)
+	tw.WriteHeader(&tar.Header{Name: "flash-worker/", Typeflag: tar.TypeDir, Mode: 0o755})
+	tw.Flush()
+	for _, b := range blocks {
+		plain.Write(b)
+	}
+	plain.Write(make([]byte, 1024))
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write(plain.Bytes())
+	zw.Close()
+	return buf.Bytes()
+}
+
+// A regular file whose name ends in / is a directory to GNU tar.
+func TestReadRefusesFileNamedAsDirectory(t *testing.T) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "flash-worker/x", Typeflag: tar.TypeReg, Mode: 0o644, Format: tar.FormatUSTAR})
+	tw.Flush()
+	b := buf.Bytes()
+	b[len("flash-worker/x")] = '/'
+	resum(b)
+	_, err := Read(bytes.NewReader(rawTarWith(t, b)))
+	if !errors.Is(err, ErrUnsafe) || !strings.Contains(err.Error(), "ends in / but is not a directory") {
+		t.Errorf("Read error = %v, want ErrUnsafe: ends in / but is not a directory", err)
+	}
+}
+
+// resum rewrites a tar header block's checksum after an edit.
+func resum(b []byte) {
+	copy(b[148:156], "        ")
+	sum := 0
+	for _, c := range b[:512] {
+		sum += int(c)
+	}
+	copy(b[148:156], fmt.Sprintf("%06o\x00 ", sum))
+}
+
+// PAX keys that rename an entry for some extractors but not for
+// archive/tar, or that only some extractors apply, are refused.
+func TestReadRefusesRenamingPAX(t *testing.T) {
+	reg := func() *tar.Header {
+		return &tar.Header{Name: "flash-worker/README", Typeflag: tar.TypeReg, Mode: 0o644}
+	}
+	for _, records := range []map[string]string{
+		{"GNU.sparse.name": "flash-worker/bootstrap.sh"},
+		{"hdrcharset": "BINARY"},
+		{"SCHILY.xattr.security.capability": "x"},
+	} {
+		data := rawTarWith(t, withPAX(t, records, reg()))
+		_, err := Read(bytes.NewReader(data))
+		if !errors.Is(err, ErrUnsafe) || !strings.Contains(err.Error(), "PAX record") {
+			t.Errorf("records %v: Read error = %v, want ErrUnsafe naming the PAX record", records, err)
+		}
+	}
+	ok := rawTarWith(t, withPAX(t, map[string]string{"path": "flash-worker/" + strings.Repeat("long", 40), "mtime": "1.5"}, reg()))
+	if _, err := Read(bytes.NewReader(ok)); err != nil {
+		t.Errorf("a PAX path and mtime were refused: %v", err)
 	}
 }

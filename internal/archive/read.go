@@ -42,8 +42,11 @@ const maxSmallFile = 1 << 20
 
 // Read decompresses (gzip or zstd, by magic number) and walks a tarball,
 // refusing anything that would be unsafe to extract with
-// --strip-components=1: more than one top-level directory, absolute paths,
-// "..", special files, and links that leave the tree.
+// --strip-components=1, judged as an extractor would build the tree: more
+// than one top-level directory, absolute paths, "..", special files, links
+// that leave the tree (followed through the archive's other symlinks),
+// entries beneath a symlink, and headers another extractor could read
+// differently.
 func Read(r io.Reader) (*Contents, error) {
 	counted := &counter{r: bufio.NewReaderSize(r, 1<<16)}
 	tr, closeFn, err := openTar(counted)
@@ -52,7 +55,7 @@ func Read(r io.Reader) (*Contents, error) {
 	}
 	defer closeFn()
 	c := &Contents{}
-	seen := map[string]byte{}
+	x := newExtracted()
 	var last int64
 	for {
 		h, err := tr.Next()
@@ -67,10 +70,9 @@ func Read(r io.Reader) (*Contents, error) {
 			return nil, fmt.Errorf("reading tar: %w", err)
 		}
 		m := Member{Name: h.Name, Type: h.Typeflag, Mode: h.Mode, Size: h.Size, Link: h.Linkname}
-		if err := c.check(m, seen); err != nil {
+		if err := c.check(h, m, x); err != nil {
 			return nil, fmt.Errorf("%w: entry %q: %v", ErrUnsafe, h.Name, err)
 		}
-		seen[strings.TrimSuffix(h.Name, "/")] = h.Typeflag
 		c.Members = append(c.Members, m)
 		if h.Typeflag == tar.TypeReg {
 			c.Uncompressed += h.Size
@@ -81,6 +83,17 @@ func Read(r io.Reader) (*Contents, error) {
 	}
 	if c.Top == "" {
 		return nil, fmt.Errorf("%w: the tarball is empty", ErrUnsafe)
+	}
+	// A symlink is judged in the finished tree: one added later can change
+	// where an earlier one leads.
+	for _, m := range c.Members {
+		if m.Type != tar.TypeSymlink {
+			continue
+		}
+		name := strings.TrimSuffix(m.Name, "/")
+		if err := x.resolve(path.Dir(name), m.Link); err != nil {
+			return nil, fmt.Errorf("%w: entry %q: symlink %q %v", ErrUnsafe, m.Name, m.Link, err)
+		}
 	}
 	return c, nil
 }
@@ -106,8 +119,55 @@ func (c *Contents) keepSmall(tr io.Reader, m Member) error {
 	return nil
 }
 
-func (c *Contents) check(m Member, seen map[string]byte) error {
+// paxKeys are the PAX records every extractor applies alike. Others are
+// refused: GNU.sparse.name renames an entry for GNU tar but not always for
+// archive/tar, hdrcharset changes how names decode, and xattrs are applied
+// by some extractors only.
+var paxKeys = map[string]bool{
+	"path": true, "linkpath": true, "size": true, "mtime": true, "atime": true, "ctime": true,
+	"uid": true, "gid": true, "uname": true, "gname": true,
+}
+
+func (c *Contents) check(h *tar.Header, m Member, x *extracted) error {
+	switch m.Type {
+	case tar.TypeDir, tar.TypeReg, tar.TypeSymlink, tar.TypeLink:
+	default:
+		return fmt.Errorf("type %q is not a directory, file or link", m.Type)
+	}
+	for k := range h.PAXRecords {
+		if !paxKeys[k] {
+			return fmt.Errorf("PAX record %q could make another extractor read this entry differently", k)
+		}
+	}
+	if m.Type != tar.TypeDir && strings.HasSuffix(m.Name, "/") {
+		return errors.New("the name ends in / but is not a directory")
+	}
+	if m.Type != tar.TypeReg && m.Size != 0 {
+		// archive/tar and Python skip no data after such a header; an
+		// extractor that does would read different entries.
+		return fmt.Errorf("a header-only entry carries %d bytes of data", m.Size)
+	}
 	name := strings.TrimSuffix(m.Name, "/")
+	if err := c.checkPath(m, name); err != nil {
+		return err
+	}
+	if m.Mode&^0o777 != 0 {
+		return fmt.Errorf("mode %o has setuid, setgid or sticky bits", m.Mode)
+	}
+	switch m.Type {
+	case tar.TypeSymlink:
+		if path.IsAbs(m.Link) {
+			return fmt.Errorf("symlink to absolute path %q", m.Link)
+		}
+	case tar.TypeLink:
+		if x.kinds[m.Link] != tar.TypeReg {
+			return fmt.Errorf("hard link to %q, which is not an earlier regular file", m.Link)
+		}
+	}
+	return x.add(name, m.Type, m.Link)
+}
+
+func (c *Contents) checkPath(m Member, name string) error {
 	if name == "" || strings.HasPrefix(m.Name, "/") || strings.Contains(m.Name, "\\") {
 		return errors.New("absolute or empty path")
 	}
@@ -126,33 +186,86 @@ func (c *Contents) check(m Member, seen map[string]byte) error {
 	case top != c.Top:
 		return fmt.Errorf("outside the single top-level directory %q", c.Top+"/")
 	}
-	if _, dup := seen[name]; dup {
+	return nil
+}
+
+// extracted models the tree an extractor has built so far, so that an
+// entry is judged where it would land rather than by its name alone.
+type extracted struct {
+	kinds    map[string]byte   // path → type; parents created implicitly count as directories
+	implicit map[string]bool   // directories no entry has named yet
+	links    map[string]string // symlink → target
+}
+
+func newExtracted() *extracted {
+	return &extracted{kinds: map[string]byte{}, implicit: map[string]bool{}, links: map[string]string{}}
+}
+
+// add records an entry. An entry beneath a symlink is refused, since an
+// extractor would write it wherever the link leads; so is a second entry
+// at a path, except a directory naming one created implicitly.
+func (x *extracted) add(name string, typ byte, link string) error {
+	for i := range len(name) {
+		if name[i] != '/' {
+			continue
+		}
+		parent := name[:i]
+		switch x.kinds[parent] {
+		case tar.TypeSymlink:
+			return fmt.Errorf("the path passes through the symlink %q", parent)
+		case 0:
+			x.kinds[parent], x.implicit[parent] = tar.TypeDir, true
+		}
+	}
+	if _, dup := x.kinds[name]; dup && !(typ == tar.TypeDir && x.implicit[name]) {
 		return errors.New("appears twice")
 	}
-	switch m.Type {
-	case tar.TypeDir, tar.TypeReg:
-	case tar.TypeSymlink:
-		if path.IsAbs(m.Link) {
-			return fmt.Errorf("symlink to absolute path %q", m.Link)
-		}
-		if !inside(c.Top, path.Join(path.Dir(name), m.Link)) {
-			return fmt.Errorf("symlink %q leaves the tree", m.Link)
-		}
-	case tar.TypeLink:
-		if seen[m.Link] != tar.TypeReg {
-			return fmt.Errorf("hard link to %q, which is not an earlier regular file", m.Link)
-		}
-	default:
-		return fmt.Errorf("type %q is not a directory, file or link", m.Type)
-	}
-	if m.Mode&^0o777 != 0 {
-		return fmt.Errorf("mode %o has setuid, setgid or sticky bits", m.Mode)
+	delete(x.implicit, name)
+	x.kinds[name] = typ
+	if typ == tar.TypeSymlink {
+		x.links[name] = link
 	}
 	return nil
 }
 
-func inside(top, p string) bool {
-	return p == top || strings.HasPrefix(p, top+"/")
+// maxHops is Linux's limit on symlinks followed in one lookup (ELOOP).
+const maxHops = 40
+
+// resolve follows target from the directory dir as the kernel would,
+// through the tree's symlinks, and fails if it ever climbs above the top
+// directory: with --strip-components=1 that is the extraction directory.
+func (x *extracted) resolve(dir, target string) error {
+	stack := strings.Split(dir, "/")
+	pending := strings.Split(target, "/")
+	hops := 0
+	for len(pending) > 0 {
+		part := pending[0]
+		pending = pending[1:]
+		switch part {
+		case "", ".":
+			continue
+		case "..":
+			if len(stack) <= 1 {
+				return errors.New("leaves the tree")
+			}
+			stack = stack[:len(stack)-1]
+			continue
+		}
+		here := strings.Join(append(stack, part), "/")
+		to, isLink := x.links[here]
+		if !isLink {
+			stack = append(stack, part)
+			continue
+		}
+		if hops++; hops > maxHops {
+			return errors.New("goes through too many levels of symlinks")
+		}
+		if path.IsAbs(to) {
+			return errors.New("leaves the tree through an absolute symlink")
+		}
+		pending = append(strings.Split(to, "/"), pending...)
+	}
+	return nil
 }
 
 func openTar(br *counter) (*tar.Reader, func(), error) {
