@@ -77,6 +77,6 @@ func makeBuilder(ctx context.Context, g *globalOptions, cfg *config.Config, o *b
 	if err != nil {
 		return nil, nil, err
 	}
-	b := &build.Builder{Config: cfg, Source: src, Dist: g.dist, NoSlim: o.noSlim, Log: g.logger()}
+	b := &build.Builder{Config: cfg, Source: src, Dist: g.dist, NoSlim: o.noSlim, Log: g.logger(), AllowInsecure: g.allowInsecure}
 	return b, targets, nil
 }

@@ -31,7 +31,10 @@ type Builder struct {
 	Dist    string
 	NoSlim  bool
 	Log     *slog.Logger // nil: silent
-	install installer
+	// AllowInsecure lets extra files come over plain HTTP from loopback.
+	AllowInsecure bool
+	install       installer
+	extras        map[string]string // sha256 → the checked bytes in the cache
 }
 
 // Result is one target's build.
@@ -72,6 +75,11 @@ func (b *Builder) Build(ctx context.Context, targets []target.Target) ([]Result,
 			return nil, fmt.Errorf("creating %s: %w", dir, err)
 		}
 	}
+	extras, err := b.fetchExtras(ctx, targets)
+	if err != nil {
+		return nil, err
+	}
+	b.extras = extras
 	results := make([]Result, len(targets))
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(runtime.GOMAXPROCS(0))
@@ -105,6 +113,9 @@ func (b *Builder) buildTarget(ctx context.Context, t target.Target) (Result, err
 	}
 	if err := stage(b.Config.Dir, root, b.Config.Files); err != nil {
 		return Result{}, fmt.Errorf("staging files: %w", err)
+	}
+	if err := b.addExtras(ctx, t, root, b.extras); err != nil {
+		return Result{}, fmt.Errorf("adding extra files: %w", err)
 	}
 	sitePackages := filepath.Join(root, "site-packages")
 	if b.Config.Layout == "bundled" {

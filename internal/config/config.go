@@ -2,6 +2,9 @@
 package config
 
 import (
+	"path"
+	"strings"
+
 	"github.com/runpod-workers/fwrelease/internal/target"
 )
 
@@ -18,6 +21,7 @@ type Config struct {
 	Matrix          Matrix  `yaml:"matrix"`
 	Layout          string  `yaml:"layout"`
 	Files           []File  `yaml:"files"`
+	ExtraFiles      []Extra `yaml:"extra_files"`
 	Deps            Deps    `yaml:"deps"`
 	Slim            Slim    `yaml:"slim"`
 	Format          string  `yaml:"format"`
@@ -59,6 +63,48 @@ type File struct {
 	Dst      string `yaml:"dst"`
 	Mode     string `yaml:"mode"`
 	Optional bool   `yaml:"optional"`
+}
+
+// Extra is a file from outside the repository, pinned by its sha256: a
+// download (url) or a local file (path), optionally an archive from which
+// one member is taken (extract), such as the static uv binary the worker
+// ships. "{arch}" in url, path and extract is replaced per target, and
+// sha256 may give one digest per arch.
+type Extra struct {
+	URL     string  `yaml:"url"`
+	Path    string  `yaml:"path"`
+	SHA256  Digests `yaml:"sha256"`
+	Extract string  `yaml:"extract"`
+	Dst     string  `yaml:"dst"`
+	Mode    string  `yaml:"mode"`
+}
+
+// Digests is one sha256 for every arch (written as a string, kept under
+// the key "") or a map from arch to sha256.
+type Digests map[string]string
+
+// For returns the digest pinned for arch.
+func (d Digests) For(arch string) string {
+	if v, ok := d[arch]; ok {
+		return v
+	}
+	return d[""]
+}
+
+// Resolve returns the entry's source (URL or path), archive member and
+// destination for one arch.
+func (e Extra) Resolve(arch string) (src, extract, dst string) {
+	r := strings.NewReplacer("{arch}", arch)
+	src = r.Replace(e.URL + e.Path)
+	extract = r.Replace(e.Extract)
+	dst = r.Replace(e.Dst)
+	if dst == "" {
+		dst = path.Base(extract)
+		if extract == "" {
+			dst = path.Base(src)
+		}
+	}
+	return src, extract, dst
 }
 
 type Deps struct {

@@ -43,6 +43,12 @@ files:
   - {src: "src/*.py", dst: src/}
   - {src: scripts/bootstrap.sh, dst: bootstrap.sh, mode: "0755"}
   - {src: src/tests, dst: src/tests, optional: true}
+extra_files:
+  - url: https://github.com/astral-sh/uv/releases/download/0.7.19/uv-{arch}-unknown-linux-musl.tar.gz
+    sha256: {x86_64: 1111111111111111111111111111111111111111111111111111111111111111, aarch64: 2222222222222222222222222222222222222222222222222222222222222222}
+    extract: uv
+    mode: "0755"
+  - {path: /opt/licenses/uv.txt, sha256: 3333333333333333333333333333333333333333333333333333333333333333, dst: licenses/uv.txt}
 deps:
   requirements: requirements.txt
   find_links: [wheelhouse]
@@ -74,6 +80,13 @@ publish:
 	if c.Slim.MaxSize != 150<<20 || c.Slim.On() || c.Format != "tar.zst" || c.Version.From != "src/version.py" || *c.SourceDateEpoch != 1767225600 {
 		t.Errorf("decoded wrong: %+v", c)
 	}
+	src, member, dst := c.ExtraFiles[0].Resolve("aarch64")
+	if src != "https://github.com/astral-sh/uv/releases/download/0.7.19/uv-aarch64-unknown-linux-musl.tar.gz" || member != "uv" || dst != "uv" || c.ExtraFiles[0].SHA256.For("aarch64")[0] != '2' {
+		t.Errorf("extra_files[0] for aarch64: %s %s %s %v", src, member, dst, c.ExtraFiles[0].SHA256)
+	}
+	if src, _, dst := c.ExtraFiles[1].Resolve("x86_64"); src != "/opt/licenses/uv.txt" || dst != "licenses/uv.txt" || c.ExtraFiles[1].SHA256.For("x86_64")[0] != '3' {
+		t.Errorf("extra_files[1]: %s %s %v", src, dst, c.ExtraFiles[1].SHA256)
+	}
 	if c.Files[1].Optional || !c.Files[2].Optional {
 		t.Errorf("files[].optional decoded wrong: %+v", c.Files)
 	}
@@ -81,6 +94,8 @@ publish:
 		t.Errorf("nested keys decoded wrong: %+v %+v", c.Publish.S3, c.Deps.Accel)
 	}
 }
+
+var hex64 = strings.Repeat("ab", 32)
 
 // Each bad config must fail with a message naming file, line and key.
 func TestParseErrors(t *testing.T) {
@@ -110,6 +125,14 @@ func TestParseErrors(t *testing.T) {
 		{"no files", strings.Replace(minimal, "files:\n  - {src: scripts/bootstrap.sh, dst: bootstrap.sh, mode: \"0755\"}\n", "", 1), []string{`files: missing`}},
 		{"bad size", minimal + "slim: {max_size: lots}\n", []string{`fwrelease.yaml:7: slim.max_size: "lots" is not a size such as 150MiB`}},
 		{"deps requirements and dir", minimal + "deps: {requirements: r.txt, dir: sp}\n", []string{`deps.dir: give either deps.requirements or deps.dir, not both`}},
+		{"extra file without source", minimal + "extra_files: [{sha256: " + hex64 + "}]\n", []string{`fwrelease.yaml:7: extra_files[0]: give either url or path`}},
+		{"extra file with both", minimal + "extra_files: [{url: https://x/uv, path: uv, sha256: " + hex64 + "}]\n", []string{`extra_files[0]: give either url or path`}},
+		{"extra file without digest", minimal + "extra_files: [{url: https://x/uv}]\n", []string{`extra_files[0].sha256: missing`}},
+		{"extra file bad digest", minimal + "extra_files: [{url: https://x/uv, sha256: abc}]\n", []string{`fwrelease.yaml:7: extra_files[0].sha256: "abc" is not a sha256`}},
+		{"extra file digest for an arch not built", minimal + "extra_files: [{url: https://x/uv, sha256: {aarch64: " + hex64 + "}}]\n", []string{`extra_files[0].sha256.aarch64: "aarch64" is not in matrix.arch`, `extra_files[0].sha256: no sha256 for arch x86_64`}},
+		{"extra file ftp", minimal + "extra_files: [{url: ftp://x/uv, sha256: " + hex64 + "}]\n", []string{`extra_files[0].url: "ftp://x/uv" is not an https:// URL`}},
+		{"extra file dst escapes", minimal + "extra_files: [{url: https://x/uv, dst: ../uv, sha256: " + hex64 + "}]\n", []string{`extra_files[0].dst: "../uv" must be a relative file path`}},
+		{"extra file sha256 list", minimal + "extra_files: [{url: https://x/uv, sha256: [a]}]\n", []string{`fwrelease.yaml:7: extra_files[0].sha256: want a sha256 or a map`}},
 		{"yaml syntax", minimal + "matrix: [\n", []string{"fwrelease.yaml:7: did not find expected node content"}},
 		{"empty", "", []string{"fwrelease.yaml: the config is empty"}},
 	}

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -313,6 +315,9 @@ func (c *Config) validate(w *walker) []error {
 			}
 		}
 	}
+	for i, e := range c.ExtraFiles {
+		c.validateExtra(fmt.Sprintf("extra_files[%d]", i), e, bad)
+	}
 	if c.Deps.Requirements != "" && c.Deps.Dir != "" {
 		bad("deps.dir", errors.New("give either deps.requirements or deps.dir, not both"))
 	}
@@ -328,6 +333,48 @@ func (c *Config) validate(w *walker) []error {
 		bad("sign", errors.New("give either sign.key or sign.keyless, not both"))
 	}
 	return errs
+}
+
+var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+func (c *Config) validateExtra(p string, e Extra, bad func(string, error)) {
+	switch {
+	case (e.URL == "") == (e.Path == ""):
+		bad(p, errors.New("give either url or path"))
+	case e.URL != "" && !strings.HasPrefix(e.URL, "https://") && !strings.HasPrefix(e.URL, "http://"):
+		bad(p+".url", fmt.Errorf("%q is not an https:// URL", e.URL))
+	}
+	if len(e.SHA256) == 0 {
+		bad(p+".sha256", errors.New("missing: the file's sha256, which the build checks (sha256sum FILE prints it)"))
+	}
+	for _, arch := range slices.Sorted(maps.Keys(e.SHA256)) {
+		sum := e.SHA256[arch]
+		key := p + ".sha256"
+		if arch != "" {
+			key += "." + arch
+			if !contains(c.Matrix.Arch, arch) {
+				bad(key, fmt.Errorf("%q is not in matrix.arch", arch))
+			}
+		}
+		if !sha256RE.MatchString(sum) {
+			bad(key, fmt.Errorf("%q is not a sha256 (64 lower-case hex digits)", sum))
+		}
+	}
+	if _, all := e.SHA256[""]; !all && len(e.SHA256) > 0 {
+		for _, arch := range c.Matrix.Arch {
+			if _, ok := e.SHA256[arch]; !ok {
+				bad(p+".sha256", fmt.Errorf("no sha256 for arch %s", arch))
+			}
+		}
+	}
+	if e.Dst != "" && (filepath.IsAbs(e.Dst) || hasDotDot(e.Dst) || strings.HasSuffix(e.Dst, "/")) {
+		bad(p+".dst", fmt.Errorf("%q must be a relative file path inside the tarball", e.Dst))
+	}
+	if e.Mode != "" {
+		if m, err := strconv.ParseUint(e.Mode, 8, 32); err != nil || m&^0o777 != 0 {
+			bad(p+".mode", fmt.Errorf("%q is not an octal permission such as \"0755\"", e.Mode))
+		}
+	}
 }
 
 func (c *Config) validateMatrix(bad func(string, error)) []error {
@@ -404,6 +451,9 @@ func (c *Config) resolvePaths() {
 	for k, a := range c.Deps.Accel {
 		abs(&a.Requirements)
 		c.Deps.Accel[k] = a
+	}
+	for i := range c.ExtraFiles {
+		abs(&c.ExtraFiles[i].Path)
 	}
 	abs(&c.Sign.Key)
 	abs(&c.Bundled.Archive)

@@ -30,6 +30,23 @@ func (v *Version) UnmarshalYAML(n *yaml.Node) error {
 	return typeErr("line %d: want a version string or {from: path}", n.Line)
 }
 
+// UnmarshalYAML accepts `sha256: HEX` or `sha256: {x86_64: HEX, aarch64: HEX}`.
+func (d *Digests) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		*d = Digests{"": n.Value}
+		return nil
+	case yaml.MappingNode:
+		var m map[string]string
+		if err := n.Decode(&m); err != nil {
+			return err
+		}
+		*d = m
+		return nil
+	}
+	return typeErr("line %d: want a sha256 or a map from arch to sha256", n.Line)
+}
+
 // Size is a byte count written as an integer or with a unit ("150MiB", "2GB").
 type Size int64
 

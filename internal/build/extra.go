@@ -1,0 +1,247 @@
+package build
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/mholt/archives"
+
+	"github.com/runpod-workers/fwrelease/internal/insecure"
+	"github.com/runpod-workers/fwrelease/internal/target"
+)
+
+// Extra files (the config's extra_files) come from outside the repository,
+// so they are trusted only by digest: each is fetched once per build into a
+// cache keyed by its sha256, checked, and then copied (or one member
+// extracted) into every target that needs it.
+
+// fetchExtras brings every extra file the targets need into the cache and
+// returns where each digest's bytes are.
+func (b *Builder) fetchExtras(ctx context.Context, targets []target.Target) (map[string]string, error) {
+	cached := map[string]string{}
+	if len(b.Config.ExtraFiles) == 0 {
+		return cached, nil
+	}
+	dir, err := extrasCacheDir(b.Dist)
+	if err != nil {
+		return nil, err
+	}
+	for i, e := range b.Config.ExtraFiles {
+		for _, t := range targets {
+			src, _, _ := e.Resolve(t.Arch)
+			want := e.SHA256.For(t.Arch)
+			if _, done := cached[want]; done {
+				continue
+			}
+			p, err := b.fetchPinned(ctx, dir, src, e.URL != "", want)
+			if err != nil {
+				return nil, fmt.Errorf("extra_files[%d]: %w", i, err)
+			}
+			cached[want] = p
+		}
+	}
+	return cached, nil
+}
+
+// extrasCacheDir is $XDG_CACHE_HOME/fwrelease/sha256 (or the platform's
+// equivalent), else a directory under dist/.
+func extrasCacheDir(dist string) (string, error) {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		base = filepath.Join(dist, ".cache")
+	}
+	dir := filepath.Join(base, "fwrelease", "sha256")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("creating the download cache %s: %w", dir, err)
+	}
+	return dir, nil
+}
+
+// fetchPinned returns the cache path of src's bytes, fetching them unless
+// the cache already holds bytes with that digest.
+func (b *Builder) fetchPinned(ctx context.Context, cacheDir, src string, remote bool, want string) (string, error) {
+	dst := filepath.Join(cacheDir, want)
+	if got, err := fileSHA256(dst); err == nil && got == want {
+		return dst, nil
+	}
+	var (
+		r   io.ReadCloser
+		err error
+	)
+	if remote {
+		r, err = b.download(ctx, src)
+	} else {
+		r, err = os.Open(src)
+	}
+	if err != nil {
+		return "", err
+	}
+	defer r.Close()
+	tmp, err := os.CreateTemp(cacheDir, ".fetch-*")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmp.Name())
+	h := sha256.New()
+	_, err = io.Copy(io.MultiWriter(tmp, h), r)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading %s: %w", src, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != want {
+		return "", fmt.Errorf("%s has sha256 %s, but the config pins %s: the file changed, or the pin is wrong", src, got, want)
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return "", err
+	}
+	return dst, nil
+}
+
+func (b *Builder) download(ctx context.Context, url string) (io.ReadCloser, error) {
+	if err := insecure.Check(url, b.AllowInsecure); err != nil {
+		return nil, err
+	}
+	client := &http.Client{CheckRedirect: func(req *http.Request, via []*http.Request) error {
+		if len(via) >= 10 {
+			return errors.New("too many redirects")
+		}
+		return insecure.Check(req.URL.String(), b.AllowInsecure)
+	}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("downloading %s: %w", url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("downloading %s: %s", url, resp.Status)
+	}
+	return resp.Body, nil
+}
+
+func fileSHA256(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// addExtras puts each extra file, already fetched and checked, into root.
+func (b *Builder) addExtras(ctx context.Context, t target.Target, root string, cached map[string]string) error {
+	for i, e := range b.Config.ExtraFiles {
+		src, member, dst := e.Resolve(t.Arch)
+		from := cached[e.SHA256.For(t.Arch)]
+		out := filepath.Join(root, filepath.FromSlash(dst))
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+			return err
+		}
+		mode := os.FileMode(0o644)
+		if e.Mode != "" {
+			m, _ := strconv.ParseUint(e.Mode, 8, 32) // validated with the config
+			mode = os.FileMode(m)
+		}
+		var err error
+		if member == "" {
+			err = copyRegular(from, out, mode)
+		} else {
+			err = extractMember(ctx, from, member, out, mode)
+		}
+		if err != nil {
+			return fmt.Errorf("extra_files[%d] %s: %w", i, src, err)
+		}
+	}
+	return nil
+}
+
+func copyRegular(src, dst string, mode os.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	return writeFileFrom(in, dst, mode)
+}
+
+func writeFileFrom(r io.Reader, dst string, mode os.FileMode) error {
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("%s is already in the tarball (from files or another extra file)", filepath.Base(dst))
+		}
+		return err
+	}
+	if _, err := io.Copy(out, r); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return os.Chmod(dst, mode) // the umask must not decide modes
+}
+
+// extractMember writes the one regular file of the archive whose path is
+// member, or ends in "/"+member (archives such as uv's put everything
+// under one top directory).
+func extractMember(ctx context.Context, archivePath, member, dst string, mode os.FileMode) error {
+	f, err := os.Open(archivePath)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	format, stream, err := archives.Identify(ctx, "", f)
+	if err != nil {
+		return fmt.Errorf("identifying the archive: %w", err)
+	}
+	ex, ok := format.(archives.Extractor)
+	if !ok {
+		return fmt.Errorf("extract %q: the file is not an archive (%s)", member, format.Extension())
+	}
+	var found []string
+	err = ex.Extract(ctx, stream, func(ctx context.Context, fi archives.FileInfo) error {
+		name := path.Clean(strings.TrimPrefix(fi.NameInArchive, "./"))
+		if !fi.Mode().IsRegular() || (name != member && !strings.HasSuffix(name, "/"+member)) {
+			return nil
+		}
+		found = append(found, fi.NameInArchive)
+		if len(found) > 1 {
+			return nil
+		}
+		rc, err := fi.Open()
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		return writeFileFrom(rc, dst, mode)
+	})
+	switch {
+	case err != nil:
+		return err
+	case len(found) == 0:
+		return fmt.Errorf("extract %q: no such file in the archive", member)
+	case len(found) > 1:
+		return fmt.Errorf("extract %q: several files match (%s); give the path inside the archive", member, strings.Join(found, ", "))
+	}
+	return nil
+}
