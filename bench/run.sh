@@ -6,11 +6,24 @@
 # Needs: go, hyperfine, pigz, zstd, GNU time, Debian's python3 packages of
 # the realistic tree (see .ci/run), versitygw, registry and oras (go install),
 # and the aws CLI for the S3 comparison (skipped, and said so, without it).
+# Everything it writes is measured in the run that writes it; notes from
+# one-off investigations (profiles) live in bench/NOTES.md, dated, with the
+# command that produced them.
+#
 # usage: bench/run.sh [OUT.md]   (default BENCHMARKS.md)
+#        bench/run.sh --check    only say which of the tools above are missing
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=${1:-BENCHMARKS.md}
 export PATH="$HOME/go/bin:$PATH"
+if [ "${1:-}" = --check ]; then
+  missing=0
+  for tool in go python3 hyperfine pigz zstd /usr/bin/time versitygw registry oras; do
+    if command -v "$tool" >/dev/null; then echo "ok       $tool"; else echo "missing  $tool"; missing=1; fi
+  done
+  command -v aws >/dev/null && echo "ok       aws" || echo "optional aws (the S3 comparison row says it was not run)"
+  exit "$missing"
+fi
+out=${1:-BENCHMARKS.md}
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 fw="$work/fwrelease"
@@ -51,6 +64,9 @@ hyperfine --runs "$runs" --warmup 1 --export-json "$work/pack.json" \
   "tar cf - -C $work/tree site-packages | pigz > $work/t.pigz.tar.gz" \
   "tar cf - -C $work/tree site-packages | zstd -q -T0 -o $work/t.tar.zst -f" >/dev/null
 fw_pack=$(ls "$work"/d-noslim/*.tar.gz)
+# Where the pack build's CPU goes, in this run: pprof's top functions.
+FWRELEASE_CPUPROFILE="$work/cpu.prof" "$fw" --config "$tree_cfg" --dist "$work/d-prof" build --no-slim >/dev/null 2>&1
+go tool pprof -top -nodecount=12 "$fw" "$work/cpu.prof" 2>/dev/null | sed -n '/^ *flat/,$p' > "$work/pprof.txt"
 
 echo "== slim"
 "$fw" --config "$tree_cfg" --dist "$work/d-slim" build 2>/dev/null >/dev/null
@@ -175,19 +191,16 @@ hyperfine's mean of $runs runs unless it says otherwise.
 | 4 | $(mean "$work/scale4.json" 0) |
 | 8 | $(mean "$work/scale8.json" 0) |
 
-Each target runs its own pip (about 0.8 s of CPU here, most of a small target's
-build); targets build concurrently, one per core, so on 2 cores the time
-grows by about half a target's build per extra target.
+In this run 8 targets took $(ratio "$(mean "$work/scale8.json" 0)" "$(mean "$work/scale1.json" 0)")× the time of 1, on $(nproc) cores.
 
-## What profiling found
+## Where the pack build's CPU went (this run)
 
-\`FWRELEASE_CPUPROFILE=cpu.prof fwrelease build …\` then \`go tool pprof -top\`. The first
-version of the build copied \`deps.dir\` into its work tree: 1.8 s of a 2.1 s build went to
-creating files (\`open(O_CREAT)\` on this ext4), against 0.4 s compressing. The build now hard-links
-the tree (the link is broken before anything rewrites a file), which took the pack row from 1.25× to
-about 0.5–0.6× \`tar czf\` (the spread is this shared machine: 0.51× in a quiet 10-run hyperfine).
-Compression level 8 brings pgzip's output within 0.2% of \`gzip -6\`; level 9 costs twice the time
-for 0.5% more. What remains is the compression itself, spread over both cores.
+\`FWRELEASE_CPUPROFILE=cpu.prof fwrelease build --no-slim\` on the realistic tree, then
+\`go tool pprof -top -nodecount=12\`:
+
+\`\`\`
+$(cat "$work/pprof.txt")
+\`\`\`
 MD
 echo "wrote $out"
 cat "$out"
