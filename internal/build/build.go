@@ -26,11 +26,11 @@ import (
 
 // Builder builds tarballs into Dist.
 type Builder struct {
-	Config  *config.Config
-	Source  source.Info
-	Dist    string
-	NoSlim  bool
-	Log     *slog.Logger // nil: silent
+	Config *config.Config
+	Source source.Info
+	Dist   string
+	NoSlim bool
+	Log    *slog.Logger // nil: silent
 	// AllowInsecure lets extra files come over plain HTTP from loopback.
 	AllowInsecure bool
 	install       installer
