@@ -46,6 +46,14 @@ func TestBadInputs(t *testing.T) {
 		{name: "symlink out of the tree", mutate: func(t *testing.T, src string) {
 			os.Symlink("/etc/hostname", filepath.Join(src, "src", "leak.py"))
 		}, line: `fwrelease: build: building py3.1X-cpu-linux-x86_64: staging files: files[0]: $SRC/src/leak.py: symlink to "/etc/hostname" leaves the source tree $SRC`},
+		{name: "files beside the project", mutate: secretsBeside, config: func(c string) string {
+			return strings.Replace(c, `"src/*.py"`, `"../secrets/*"`, 1)
+		}, line: `fwrelease: build: building py3.1X-cpu-linux-x86_64: staging files: files[0].src "../secrets/*": ../secrets/creds leaves the project directory $SRC`},
+		{name: "glob through a symlinked directory", mutate: func(t *testing.T, src string) {
+			secretsBeside(t, src)
+			os.Symlink("../secrets", filepath.Join(src, "linkdir"))
+		}, config: func(c string) string { return strings.Replace(c, `"src/*.py"`, `"linkdir/*"`, 1) },
+			line: `fwrelease: build: building py3.1X-cpu-linux-x86_64: staging files: files[0].src "linkdir/*": linkdir/creds leaves the project directory $SRC: statat linkdir/creds: path escapes from parent`},
 		{name: "special file", mutate: func(t *testing.T, src string) {
 			syscall.Mkfifo(filepath.Join(src, "src", "pipe.py"), 0o644)
 		}, line: "fwrelease: build: building py3.1X-cpu-linux-x86_64: staging files: files[0]: $SRC/src/pipe.py is a special file (p---------); only files, directories and symlinks can be packed"},
@@ -92,6 +100,12 @@ func TestBadInputs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// secretsBeside puts a secret in ../secrets/creds, beside the project.
+func secretsBeside(t *testing.T, src string) {
+	os.MkdirAll(filepath.Join(src, "..", "secrets"), 0o755)
+	os.WriteFile(filepath.Join(src, "..", "secrets", "creds"), []byte("SECRET"), 0o600)
 }
 
 // Manifests that must not be trusted, and tarballs that must not be

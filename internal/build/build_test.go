@@ -2,6 +2,7 @@ package build
 
 import (
 	"context"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -98,6 +99,15 @@ func TestStageRefuses(t *testing.T) {
 		{"fifo", func(t *testing.T, src string) {
 			syscall.Mkfifo(filepath.Join(src, "pipe"), 0o644)
 		}, []config.File{{Src: "pipe"}}, "special file"},
+		{"dot-dot to a file", secretsBeside, []config.File{{Src: "../secrets/creds"}},
+			`files[0].src "../secrets/creds": ../secrets/creds leaves the project directory $SRC`},
+		{"dot-dot glob", secretsBeside, []config.File{{Src: "../secrets/*", Dst: "x/"}},
+			`files[0].src "../secrets/*": ../secrets/creds leaves the project directory $SRC`},
+		{"glob through a symlinked directory", func(t *testing.T, src string) {
+			secretsBeside(t, src)
+			os.Symlink("../secrets", filepath.Join(src, "linkdir"))
+		}, []config.File{{Src: "linkdir/*", Dst: "x/"}},
+			`files[0].src "linkdir/*": linkdir/creds leaves the project directory $SRC: statat linkdir/creds: path escapes from parent`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -105,12 +115,24 @@ func TestStageRefuses(t *testing.T) {
 			if tt.setup != nil {
 				tt.setup(t, src)
 			}
-			err := stage(src, t.TempDir(), tt.files)
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
+			staged := t.TempDir()
+			err := stage(src, staged, tt.files)
+			if err == nil || !strings.Contains(strings.ReplaceAll(err.Error(), src, "$SRC"), tt.want) {
 				t.Errorf("stage error = %v, want %q", err, tt.want)
 			}
+			filepath.WalkDir(staged, func(p string, d fs.DirEntry, err error) error {
+				if b, _ := os.ReadFile(p); strings.Contains(string(b), "SECRET") {
+					t.Errorf("the secret was staged as %s", p)
+				}
+				return nil
+			})
 		})
 	}
+}
+
+// secretsBeside puts a secret in ../secrets/creds, beside the project.
+func secretsBeside(t *testing.T, src string) {
+	writeFile(t, filepath.Join(src, "..", "secrets", "creds"), "SECRET", 0o600)
 }
 
 func TestInstallerCommands(t *testing.T) {

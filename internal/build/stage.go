@@ -21,6 +21,13 @@ func stage(srcDir, root string, files []config.File) error {
 	if err != nil {
 		return err
 	}
+	// Every source is resolved inside srcDir as os.Root resolves it, so
+	// neither ".." nor a symlinked directory reaches files beside it.
+	project, err := os.OpenRoot(srcDir)
+	if err != nil {
+		return err
+	}
+	defer project.Close()
 	written := map[string]string{} // dst → src, to catch two specs writing one file
 	for i, f := range files {
 		matches, err := match(srcDir, f.Src)
@@ -34,7 +41,10 @@ func stage(srcDir, root string, files []config.File) error {
 			return fmt.Errorf("files[%d]: %q matches %d files, so dst %q must end in / to name a directory", i, f.Src, len(matches), f.Dst)
 		}
 		for _, src := range matches {
-			rel, _ := filepath.Rel(srcDir, src)
+			rel, err := contained(project, srcDir, src)
+			if err != nil {
+				return fmt.Errorf("files[%d].src %q: %w", i, f.Src, err)
+			}
 			dst := f.Dst
 			switch {
 			case dst == "":
@@ -42,13 +52,26 @@ func stage(srcDir, root string, files []config.File) error {
 			case strings.HasSuffix(dst, "/"):
 				dst = filepath.Join(dst, filepath.Base(src))
 			}
-			c := copier{realSrc: realSrc, root: root, mode: f.Mode, written: written}
+			c := copier{realSrc: realSrc, root: root, mode: f.Mode, written: written, from: project, fromDir: srcDir}
 			if err := c.copyTree(src, filepath.Join(root, filepath.FromSlash(dst))); err != nil {
 				return fmt.Errorf("files[%d]: %w", i, err)
 			}
 		}
 	}
 	return nil
+}
+
+// contained returns src relative to dir, or an error naming it if it lies
+// outside dir, lexically or through a symlink.
+func contained(project *os.Root, dir, src string) (string, error) {
+	rel, err := filepath.Rel(dir, src)
+	if err != nil || !filepath.IsLocal(rel) {
+		return "", fmt.Errorf("%s leaves the project directory %s", rel, dir)
+	}
+	if _, err := project.Lstat(rel); err != nil {
+		return "", fmt.Errorf("%s leaves the project directory %s: %w", rel, dir, err)
+	}
+	return rel, nil
 }
 
 // noMatch is a files entry that names nothing: an error unless the entry is
@@ -81,6 +104,10 @@ type copier struct {
 	mode    string
 	written map[string]string
 	link    bool // hard-link files where the file system allows
+	// from, when set, is the directory fromDir, through which files are
+	// opened so that none is read from outside it.
+	from    *os.Root
+	fromDir string
 }
 
 func (c copier) copyTree(src, dst string) error {
@@ -130,7 +157,7 @@ func (c copier) copyFile(src, dst string, mode fs.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}
-	in, err := os.Open(src)
+	in, err := c.open(src)
 	if err != nil {
 		return err
 	}
@@ -170,4 +197,15 @@ func (c copier) copyLink(src, dst string) error {
 		return err
 	}
 	return os.Symlink(target, dst)
+}
+
+func (c copier) open(src string) (*os.File, error) {
+	if c.from == nil {
+		return os.Open(src)
+	}
+	rel, err := filepath.Rel(c.fromDir, src)
+	if err != nil {
+		return nil, err
+	}
+	return c.from.Open(rel)
 }
