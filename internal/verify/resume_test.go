@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,8 +21,12 @@ func TestDownloadResumesCutOffBody(t *testing.T) {
 	data := make([]byte, 3<<20)
 	rand.Read(data)
 	var cuts atomic.Int32
+	var resumedWith atomic.Value // the resuming request's headers
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("ETag", `"v1"`)
+		if cuts.Load() > 0 {
+			resumedWith.CompareAndSwap(nil, r.Header.Clone())
+		}
 		if r.Header.Get("Range") == "" && cuts.Add(1) == 1 {
 			w.Header().Set("Content-Length", strconv.Itoa(len(data)))
 			w.WriteHeader(http.StatusOK)
@@ -49,5 +54,13 @@ func TestDownloadResumesCutOffBody(t *testing.T) {
 	}
 	if cuts.Load() != 1 {
 		t.Errorf("the server cut %d downloads; the test checked nothing", cuts.Load())
+	}
+	// The resume asks for the rest only, and only of the same file.
+	h, _ := resumedWith.Load().(http.Header)
+	if rng := h.Get("Range"); !strings.HasPrefix(rng, "bytes=") || !strings.HasSuffix(rng, "-") {
+		t.Errorf("the resuming request sent Range %q, want bytes=N- from the byte reached", rng)
+	}
+	if h.Get("If-Range") != `"v1"` {
+		t.Errorf("the resuming request sent If-Range %q, want the ETag \"v1\"", h.Get("If-Range"))
 	}
 }
