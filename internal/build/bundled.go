@@ -61,8 +61,9 @@ func (b *Builder) addInterpreter(ctx context.Context, t target.Target, root stri
 }
 
 // unpackInterpreter extracts a python-build-standalone "install_only"
-// archive (its top directory is python/) into dst, refusing entries that
-// would land outside it.
+// archive (its top directory is python/) into dst. Every entry is written
+// through an os.Root of dst, so a symlink the archive made earlier cannot
+// carry a later entry outside it; a name with ".." is refused outright.
 func unpackInterpreter(ctx context.Context, archivePath, dst string) error {
 	f, err := os.Open(archivePath)
 	if err != nil {
@@ -77,32 +78,45 @@ func unpackInterpreter(ctx context.Context, archivePath, dst string) error {
 	if !ok {
 		return fmt.Errorf("%s is not an archive that can be extracted", format.Extension())
 	}
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return err
+	}
+	root, err := os.OpenRoot(dst)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
 	return ex.Extract(ctx, stream, func(ctx context.Context, fi archives.FileInfo) error {
-		name := path.Clean(strings.TrimPrefix(fi.NameInArchive, "./"))
-		rel, ok := strings.CutPrefix(name, "python/")
-		if name == "python" || !ok {
+		name := strings.TrimPrefix(fi.NameInArchive, "./")
+		rel, ok := strings.CutPrefix(strings.TrimSuffix(name, "/"), "python/")
+		if name == "python" || name == "python/" || !ok && !strings.Contains("/"+name+"/", "/../") {
 			return nil // the top directory itself, or not part of the install
 		}
-		if path.IsAbs(rel) || rel == ".." || strings.HasPrefix(rel, "../") {
-			return fmt.Errorf("entry %q leaves the archive", fi.NameInArchive)
+		if !ok || !filepath.IsLocal(filepath.FromSlash(rel)) {
+			return fmt.Errorf("entry %q leaves the archive's python/ directory", fi.NameInArchive)
 		}
-		out := filepath.Join(dst, filepath.FromSlash(rel))
-		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-			return err
-		}
-		switch {
-		case fi.IsDir():
-			return os.MkdirAll(out, 0o755)
-		case fi.LinkTarget != "" && fi.Mode()&os.ModeSymlink != 0:
-			return os.Symlink(fi.LinkTarget, out)
-		case fi.Mode().IsRegular():
-			return writeFrom(fi, out)
-		}
-		return nil // hard links and specials: python-build-standalone has none
+		return unpackEntry(root, fi, filepath.FromSlash(rel)) // archives names the entry
 	})
 }
 
-func writeFrom(fi archives.FileInfo, out string) error {
+func unpackEntry(root *os.Root, fi archives.FileInfo, rel string) error {
+	if dir := filepath.Dir(rel); dir != "." {
+		if err := root.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	switch {
+	case fi.IsDir():
+		return root.MkdirAll(rel, 0o755)
+	case fi.LinkTarget != "" && fi.Mode()&os.ModeSymlink != 0:
+		return root.Symlink(fi.LinkTarget, rel)
+	case fi.Mode().IsRegular():
+		return writeFrom(root, fi, rel)
+	}
+	return nil // hard links and specials: python-build-standalone has none
+}
+
+func writeFrom(root *os.Root, fi archives.FileInfo, rel string) error {
 	rc, err := fi.Open()
 	if err != nil {
 		return err
@@ -112,7 +126,7 @@ func writeFrom(fi archives.FileInfo, out string) error {
 	if fi.Mode()&0o111 != 0 {
 		perm = 0o755
 	}
-	w, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	w, err := root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
 	if err != nil {
 		return err
 	}
