@@ -174,6 +174,9 @@ func (o Options) check(c Check, m *manifest.Manifest, a manifest.Artifact, body 
 		c.Error = err.Error()
 		return c
 	}
+	// A mirror could send the right bytes and then never stop: one byte
+	// past the manifest's size is enough to know it is wrong.
+	body = io.LimitReader(body, a.Size+1)
 	h := sha256.New()
 	counted := &countingReader{r: io.TeeReader(body, h)}
 	contents, err := archive.Read(counted)
@@ -185,6 +188,8 @@ func (o Options) check(c Check, m *manifest.Manifest, a manifest.Artifact, body 
 	}
 	c.Size, c.SHA256 = counted.n, hex.EncodeToString(h.Sum(nil))
 	switch {
+	case c.Size > a.Size:
+		return fail(fmt.Errorf("more than the manifest's %d bytes; stopped reading there", a.Size))
 	case c.Size != a.Size:
 		return fail(fmt.Errorf("size %d, manifest says %d", c.Size, a.Size))
 	case c.SHA256 != a.SHA256:
