@@ -22,6 +22,7 @@ import (
 	"github.com/runpod-workers/fwrelease/internal/manifest"
 	"github.com/runpod-workers/fwrelease/internal/source"
 	"github.com/runpod-workers/fwrelease/internal/target"
+	"github.com/runpod-workers/fwrelease/internal/uvlock"
 )
 
 // Builder builds tarballs into Dist.
@@ -34,6 +35,7 @@ type Builder struct {
 	// AllowInsecure lets extra files come over plain HTTP from loopback.
 	AllowInsecure bool
 	install       installer
+	lock          *uvlock.Lock
 	extras        map[string]string // sha256 → the checked bytes in the cache
 }
 
@@ -63,7 +65,13 @@ func (b *Builder) Build(ctx context.Context, targets []target.Target) ([]Result,
 	if b.Log == nil {
 		b.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	if b.Config.Deps.Requirements != "" || len(b.Config.Deps.Accel) > 0 {
+	if b.Config.Deps.Lock != "" {
+		lock, err := uvlock.Read(b.Config.Deps.Lock)
+		if err != nil {
+			return nil, fmt.Errorf("deps.lock: %w", err)
+		}
+		b.lock = lock
+	} else if b.Config.Deps.Requirements != "" || len(b.Config.Deps.Accel) > 0 {
 		inst, err := chooseInstaller()
 		if err != nil {
 			return nil, err
@@ -191,6 +199,10 @@ func (b *Builder) addDeps(ctx context.Context, t target.Target, dir string) ([]S
 		c := copier{realSrc: real, root: dir, written: map[string]string{}, link: true}
 		if err := c.copyTree(d.Dir, dir); err != nil {
 			return nil, fmt.Errorf("copying deps.dir: %w", err)
+		}
+	case b.lock != nil:
+		if err := b.installLocked(ctx, t, dir); err != nil {
+			return nil, fmt.Errorf("installing dependencies for %s from %s: %w", t.ID(), filepath.Base(d.Lock), err)
 		}
 	case b.install != nil:
 		b.Log.Debug("installing dependencies", "target", t.ID(), "installer", b.install.Name())

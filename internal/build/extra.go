@@ -32,7 +32,7 @@ func (b *Builder) fetchExtras(ctx context.Context, targets []target.Target) (map
 	if len(b.Config.ExtraFiles) == 0 {
 		return cached, nil
 	}
-	dir, err := extrasCacheDir(b.Dist)
+	dir, err := cacheDir(b.Dist)
 	if err != nil {
 		return nil, err
 	}
@@ -53,9 +53,10 @@ func (b *Builder) fetchExtras(ctx context.Context, targets []target.Target) (map
 	return cached, nil
 }
 
-// extrasCacheDir is $XDG_CACHE_HOME/fwrelease/sha256 (or the platform's
-// equivalent), else a directory under dist/.
-func extrasCacheDir(dist string) (string, error) {
+// cacheDir holds downloads by sha256 (extra files, locked wheels):
+// $XDG_CACHE_HOME/fwrelease/sha256 or the platform's equivalent, else a
+// directory under dist/.
+func cacheDir(dist string) (string, error) {
 	base, err := os.UserCacheDir()
 	if err != nil {
 		base = filepath.Join(dist, ".cache")
@@ -101,7 +102,7 @@ func (b *Builder) fetchPinned(ctx context.Context, cacheDir, src string, remote 
 		return "", fmt.Errorf("reading %s: %w", src, err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != want {
-		return "", fmt.Errorf("%s has sha256 %s, but the config pins %s: the file changed, or the pin is wrong", src, got, want)
+		return "", fmt.Errorf("%s has sha256 %s, not the pinned %s: the file changed, or the pin is wrong", src, got, want)
 	}
 	if err := os.Rename(tmp.Name(), dst); err != nil {
 		return "", err

@@ -121,7 +121,7 @@ func TestExtraFilesRefused(t *testing.T) {
 		want     string
 	}{
 		{"digest mismatch", config.Extra{URL: srv.URL + "/uv.tar.gz", SHA256: config.Digests{"": wrong}}, true,
-			"extra_files[0]: " + srv.URL + "/uv.tar.gz has sha256 " + sha(body) + ", but the config pins " + wrong},
+			"extra_files[0]: " + srv.URL + "/uv.tar.gz has sha256 " + sha(body) + ", not the pinned " + wrong},
 		{"plain http without --allow-insecure", config.Extra{URL: srv.URL + "/uv.tar.gz", SHA256: config.Digests{"": sha(body)}}, false,
 			"is plain http; pass --allow-insecure"},
 		{"not found", config.Extra{URL: srv.URL + "/nope.tar.gz", SHA256: config.Digests{"": wrong}}, true,

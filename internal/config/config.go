@@ -109,6 +109,7 @@ func (e Extra) Resolve(arch string) (src, extract, dst string) {
 
 type Deps struct {
 	Requirements   string               `yaml:"requirements"`
+	Lock           string               `yaml:"lock"` // uv.lock: install exactly what it pins
 	Dir            string               `yaml:"dir"`
 	IndexURL       string               `yaml:"index_url"`
 	ExtraIndexURLs []string             `yaml:"extra_index_urls"`

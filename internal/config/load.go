@@ -318,8 +318,13 @@ func (c *Config) validate(w *walker) []error {
 	for i, e := range c.ExtraFiles {
 		c.validateExtra(fmt.Sprintf("extra_files[%d]", i), e, bad)
 	}
-	if c.Deps.Requirements != "" && c.Deps.Dir != "" {
-		bad("deps.dir", errors.New("give either deps.requirements or deps.dir, not both"))
+	if n := nonEmpty(c.Deps.Requirements, c.Deps.Dir, c.Deps.Lock); n > 1 {
+		bad("deps", errors.New("give one of deps.requirements, deps.lock or deps.dir"))
+	}
+	for acc, a := range c.Deps.Accel {
+		if a.Requirements != "" && c.Deps.Lock != "" {
+			bad("deps.accel."+acc+".requirements", errors.New("the lock decides every package; lock the accelerator's packages in uv.lock instead"))
+		}
 	}
 	if !manylinuxRE.MatchString(c.Deps.Manylinux) {
 		bad("deps.manylinux", fmt.Errorf("%q is not a glibc version such as \"2_28\" (2_17 or later)", c.Deps.Manylinux))
@@ -352,8 +357,8 @@ func (c *Config) validateExtra(p string, e Extra, bad func(string, error)) {
 		key := p + ".sha256"
 		if arch != "" {
 			key += "." + arch
-			if !contains(c.Matrix.Arch, arch) {
-				bad(key, fmt.Errorf("%q is not in matrix.arch", arch))
+			if err := target.CheckArch(arch); err != nil {
+				bad(key, err)
 			}
 		}
 		if !sha256RE.MatchString(sum) {
@@ -417,6 +422,16 @@ func (c *Config) validateMatrix(bad func(string, error)) []error {
 	return nil
 }
 
+func nonEmpty(values ...string) int {
+	n := 0
+	for _, v := range values {
+		if v != "" {
+			n++
+		}
+	}
+	return n
+}
+
 func contains(list []string, v string) bool {
 	for _, s := range list {
 		if s == v {
@@ -444,6 +459,7 @@ func (c *Config) resolvePaths() {
 	}
 	abs(&c.Version.From)
 	abs(&c.Deps.Requirements)
+	abs(&c.Deps.Lock)
 	abs(&c.Deps.Dir)
 	for i := range c.Deps.FindLinks {
 		abs(&c.Deps.FindLinks[i])

@@ -1,0 +1,226 @@
+package build
+
+import (
+	"archive/zip"
+	"bufio"
+	"context"
+	"fmt"
+	"html"
+	"io"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/runpod-workers/fwrelease/internal/target"
+	"github.com/runpod-workers/fwrelease/internal/uvlock"
+)
+
+// With deps.lock, dependencies are installed exactly as uv.lock pins them:
+// the packages `uv export --no-dev` selects for the target's Python and
+// platform, each as the one wheel the target's tags prefer, its bytes
+// checked against the lock's sha256 and unpacked here — no resolver, no uv,
+// no pip.
+
+// installLocked installs t's locked dependencies into dest.
+func (b *Builder) installLocked(ctx context.Context, t target.Target, dest string) error {
+	d := b.Config.Deps
+	tags := uvlock.Tags(t.Python, manylinuxTags(t.Arch, d.Manylinux))
+	selected, err := b.lock.Select(uvlock.TargetEnv(t.Python, t.Arch), tags)
+	if err != nil {
+		return err
+	}
+	cache, err := cacheDir(b.Dist)
+	if err != nil {
+		return err
+	}
+	for _, s := range selected {
+		whl, err := b.fetchWheel(ctx, cache, s)
+		if err != nil {
+			return fmt.Errorf("package %s %s: %w", s.Name, s.Version, err)
+		}
+		if err := unpackWheel(whl, dest); err != nil {
+			return fmt.Errorf("package %s %s: unpacking %s: %w", s.Name, s.Version, s.Wheel.Filename(), err)
+		}
+	}
+	b.Log.Debug("installed from uv.lock", "target", t.ID(), "packages", len(selected))
+	return nil
+}
+
+// fetchWheel finds the selected wheel in find_links, else on the index
+// (deps.index_url), else at the lock's own URL (unless deps.no_index), and
+// returns a cached copy whose sha256 is the lock's.
+func (b *Builder) fetchWheel(ctx context.Context, cache string, s uvlock.Selected) (string, error) {
+	d := b.Config.Deps
+	name, want := s.Wheel.Filename(), s.Wheel.SHA256()
+	var tried []string
+	for _, fl := range d.FindLinks {
+		if strings.Contains(fl, "://") {
+			continue
+		}
+		p := filepath.Join(fl, name)
+		if _, err := os.Stat(p); err == nil {
+			return b.fetchPinned(ctx, cache, p, false, want)
+		}
+		tried = append(tried, fl)
+	}
+	if d.IndexURL != "" {
+		u, err := b.findOnIndex(ctx, d.IndexURL, s.Name, name)
+		if err != nil {
+			return "", err
+		}
+		if u != "" {
+			return b.fetchPinned(ctx, cache, u, true, want)
+		}
+		tried = append(tried, d.IndexURL)
+	}
+	if !d.NoIndex && s.Wheel.URL != "" {
+		return b.fetchPinned(ctx, cache, s.Wheel.URL, true, want)
+	}
+	if !d.NoIndex && s.Wheel.Path != "" {
+		return b.fetchPinned(ctx, cache, filepath.Join(filepath.Dir(d.Lock), s.Wheel.Path), false, want)
+	}
+	return "", fmt.Errorf("wheel %s is in none of %s", name, strings.Join(tried, ", "))
+}
+
+var hrefRE = regexp.MustCompile(`(?i)<a\s[^>]*href\s*=\s*["']([^"']+)["']`)
+
+// findOnIndex looks the wheel up on a PEP 503 simple index page and returns
+// its absolute URL, or "" when the page does not list it.
+func (b *Builder) findOnIndex(ctx context.Context, index, project, filename string) (string, error) {
+	page := strings.TrimSuffix(index, "/") + "/" + uvlock.Normalize(project) + "/"
+	body, err := b.download(ctx, page)
+	if err != nil {
+		return "", err
+	}
+	defer body.Close()
+	data, err := io.ReadAll(io.LimitReader(body, 16<<20))
+	if err != nil {
+		return "", fmt.Errorf("reading %s: %w", page, err)
+	}
+	base, _ := url.Parse(page)
+	for _, m := range hrefRE.FindAllStringSubmatch(string(data), -1) {
+		ref, err := url.Parse(html.UnescapeString(m[1]))
+		if err != nil {
+			continue
+		}
+		abs := base.ResolveReference(ref)
+		if path.Base(abs.Path) == filename {
+			abs.Fragment = "" // "#sha256=…": the lock's digest is the one checked
+			return abs.String(), nil
+		}
+	}
+	return "", nil
+}
+
+// unpackWheel installs a wheel into dest as pip --target would: the
+// package files at the top, .data/purelib and .data/platlib merged into
+// it, .data/scripts and console_scripts entry points into bin/.
+func unpackWheel(whl, dest string) error {
+	zr, err := zip.OpenReader(whl)
+	if err != nil {
+		return err
+	}
+	defer zr.Close()
+	var entryPoints *zip.File
+	for _, f := range zr.File {
+		if f.FileInfo().IsDir() {
+			continue
+		}
+		name := f.Name
+		if path.IsAbs(name) || strings.Contains(name, "\\") || hasDotDotSlash(name) {
+			return fmt.Errorf("entry %q leaves the wheel", f.Name)
+		}
+		mode := os.FileMode(0o644)
+		if f.Mode()&0o111 != 0 {
+			mode = 0o755
+		}
+		top, rest, _ := strings.Cut(name, "/")
+		switch {
+		case strings.HasSuffix(top, ".data"):
+			kind, sub, _ := strings.Cut(rest, "/")
+			switch kind {
+			case "purelib", "platlib":
+				name = sub
+			case "scripts":
+				name, mode = "bin/"+sub, 0o755
+			default:
+				continue // headers and data go outside site-packages; --target drops them too
+			}
+		case strings.HasSuffix(top, ".dist-info") && rest == "entry_points.txt":
+			entryPoints = f
+		}
+		if err := writeZipEntry(f, filepath.Join(dest, filepath.FromSlash(name)), mode); err != nil {
+			return err
+		}
+	}
+	if entryPoints != nil {
+		return writeConsoleScripts(entryPoints, filepath.Join(dest, "bin"))
+	}
+	return nil
+}
+
+func hasDotDotSlash(name string) bool {
+	for _, part := range strings.Split(name, "/") {
+		if part == ".." {
+			return true
+		}
+	}
+	return false
+}
+
+func writeZipEntry(f *zip.File, out string, mode os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	rc, err := f.Open()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	os.Remove(out) // a later wheel's copy of a shared file wins, as with pip
+	return writeFileFrom(rc, out, mode)
+}
+
+// writeConsoleScripts makes bin/NAME for each [console_scripts] entry, the
+// launcher pip would write, with a shebang that finds python3 on PATH.
+func writeConsoleScripts(f *zip.File, bin string) error {
+	rc, err := f.Open()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	section := ""
+	sc := bufio.NewScanner(rc)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if strings.HasPrefix(line, "[") {
+			section = strings.Trim(line, "[]")
+			continue
+		}
+		name, spec, ok := strings.Cut(line, "=")
+		if section != "console_scripts" || !ok {
+			continue
+		}
+		name, spec = strings.TrimSpace(name), strings.TrimSpace(spec)
+		mod, fn, _ := strings.Cut(spec, ":")
+		fn, _, _ = strings.Cut(strings.TrimSpace(fn), " ") // drop "[extras]"
+		mod = strings.TrimSpace(mod)
+		if name == "" || strings.ContainsAny(name, "/\\") || mod == "" || fn == "" {
+			continue
+		}
+		top, _, _ := strings.Cut(fn, ".")
+		script := fmt.Sprintf("#!/usr/bin/env python3\nimport sys\nfrom %s import %s\nif __name__ == \"__main__\":\n    sys.exit(%s())\n", mod, top, fn)
+		if err := os.MkdirAll(bin, 0o755); err != nil {
+			return err
+		}
+		out := filepath.Join(bin, name)
+		os.Remove(out)
+		if err := writeFileFrom(strings.NewReader(script), out, 0o755); err != nil {
+			return err
+		}
+	}
+	return sc.Err()
+}
