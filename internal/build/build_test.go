@@ -222,3 +222,28 @@ func TestNormaliseScripts(t *testing.T) {
 		t.Errorf("RECORD = %q", got)
 	}
 }
+
+// Every installed distribution is listed, however it was installed.
+func TestInstalledPackages(t *testing.T) {
+	sp := t.TempDir()
+	writeFile(t, filepath.Join(sp, "PyYAML-6.0.dist-info", "METADATA"), "Metadata-Version: 2.1\nName: PyYAML\nVersion: 6.0\n\nName: not-a-header\n", 0o644)
+	writeFile(t, filepath.Join(sp, "aiohttp-3.8.4.egg-info", "PKG-INFO"), "Metadata-Version: 2.1\nName: aiohttp\nVersion: 3.8.4\n", 0o644)
+	writeFile(t, filepath.Join(sp, "python_apt-2.6.0.egg-info"), "Metadata-Version: 1.1\nName: python-apt\nVersion: 2.6.0\n", 0o644)
+	writeFile(t, filepath.Join(sp, "cryptography.egg-info", "PKG-INFO"), "Name: cryptography\nVersion: 38.0.4\n", 0o644)
+	writeFile(t, filepath.Join(sp, "cryptography-38.0.4.dist-info", "METADATA"), "Name: cryptography\nVersion: 38.0.4\n", 0o644)
+	pkgs, err := installedPackages(sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range pkgs {
+		got = append(got, p.Name+"=="+p.Version)
+	}
+	if want := "aiohttp==3.8.4 cryptography==38.0.4 python-apt==2.6.0 PyYAML==6.0"; strings.Join(got, " ") != want {
+		t.Errorf("packages %s, want %s", strings.Join(got, " "), want)
+	}
+	writeFile(t, filepath.Join(sp, "broken.egg-info", "PKG-INFO"), "Summary: no name\n", 0o644)
+	if _, err := installedPackages(sp); err == nil || !strings.Contains(err.Error(), "broken.egg-info") {
+		t.Errorf("an egg-info without a name: %v", err)
+	}
+}

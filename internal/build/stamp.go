@@ -46,19 +46,33 @@ type Package struct {
 // MetadataFile is the name of the build metadata inside the tarball.
 const MetadataFile = "MANIFEST.json"
 
-// installedPackages reads Name and Version from every *.dist-info/METADATA.
+// installedPackages reads Name and Version of every installed distribution:
+// *.dist-info/METADATA (wheels) and *.egg-info, a directory holding
+// PKG-INFO or a PKG-INFO-format file itself (setuptools and Debian's
+// python3-* packages install those).
 func installedPackages(sitePackages string) ([]Package, error) {
-	metas, err := filepath.Glob(filepath.Join(sitePackages, "*.dist-info", "METADATA"))
-	if err != nil {
-		return nil, err
+	var metas []string
+	for _, pattern := range []string{"*.dist-info/METADATA", "*.egg-info"} {
+		found, err := filepath.Glob(filepath.Join(sitePackages, filepath.FromSlash(pattern)))
+		if err != nil {
+			return nil, err
+		}
+		metas = append(metas, found...)
 	}
 	pkgs := []Package{}
+	seen := map[Package]bool{}
 	for _, m := range metas {
+		if info, err := os.Stat(m); err == nil && info.IsDir() {
+			m = filepath.Join(m, "PKG-INFO")
+		}
 		p, err := readMetadata(m)
 		if err != nil {
 			return nil, fmt.Errorf("reading %s: %w", m, err)
 		}
-		pkgs = append(pkgs, p)
+		if !seen[p] {
+			seen[p] = true
+			pkgs = append(pkgs, p)
+		}
 	}
 	sort.Slice(pkgs, func(i, j int) bool { return strings.ToLower(pkgs[i].Name) < strings.ToLower(pkgs[j].Name) })
 	return pkgs, nil

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// buildRealisticTree builds a tarball of Debian's realistic tree and
+// returns the tree, the extracted tarball and the build's stderr.
+func buildRealisticTree(t *testing.T, extra string) (tree, x string, r result) {
+	t.Helper()
+	dir := t.TempDir()
+	tree = realisticTree(t)
+	cfg := depsDirConfig(t, dir, tree, extra)
+	r = run(t, dir, nil, "--config", cfg, "--dist", filepath.Join(dir, "dist"), "build")
+	if r.code != 0 {
+		return tree, "", r
+	}
+	x = filepath.Join(dir, "x")
+	os.MkdirAll(x, 0o755)
+	if out, err := exec.Command("tar", "xzf", strings.TrimSpace(r.stdout), "-C", x, "--strip-components=1").CombinedOutput(); err != nil {
+		t.Fatalf("extract: %v\n%s", err, out)
+	}
+	return tree, x, r
+}
+
+// MANIFEST.json lists every distribution Python itself finds in the tree:
+// Debian installs most as *.egg-info, the rest as *.dist-info.
+func TestManifestListsEggInfo(t *testing.T) {
+	skipShort(t)
+	tree, x, r := buildRealisticTree(t, "")
+	if r.code != 0 {
+		t.Fatalf("build: %s", r.stderr)
+	}
+	out, err := exec.Command("/usr/bin/python3", "-S", "-c",
+		"import sys; from importlib import metadata; "+
+			"print('\\n'.join(sorted({'%s==%s' % (d.metadata['Name'], d.version) for d in metadata.distributions(path=[sys.argv[1]])}, key=str.lower)))", tree).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Fields(string(out))
+	var meta struct {
+		Packages []struct{ Name, Version string } `json:"packages"`
+	}
+	if err := json.Unmarshal(readFile(t, filepath.Join(x, "MANIFEST.json")), &meta); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range meta.Packages {
+		got = append(got, p.Name+"=="+p.Version)
+	}
+	sort.Slice(got, func(i, j int) bool { return strings.ToLower(got[i]) < strings.ToLower(got[j]) })
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("MANIFEST.json packages (%d):\n  %s\nwhat importlib.metadata finds in the tree (%d):\n  %s", len(got), strings.Join(got, " "), len(want), strings.Join(want, " "))
+	}
+	eggs, _ := filepath.Glob(filepath.Join(tree, "*.egg-info"))
+	if len(eggs) == 0 || len(got) < 20 {
+		t.Errorf("the tree has %d egg-info and the manifest %d packages; the test needs Debian's tree", len(eggs), len(got))
+	}
+	t.Logf("%d packages, %d of them egg-info", len(got), len(eggs))
+}
