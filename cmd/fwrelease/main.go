@@ -11,6 +11,8 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"syscall"
+
+	"github.com/runpod-workers/fwrelease/internal/redact"
 )
 
 func main() {
@@ -28,7 +30,8 @@ func main() {
 	if err == nil {
 		return
 	}
-	fmt.Fprintf(os.Stderr, "fwrelease: %v\n", err)
+	// Errors can quote a server's words, and servers echo credentials.
+	fmt.Fprintf(os.Stderr, "fwrelease: %s\n", redact.String(err.Error()))
 	if ctx.Err() != nil {
 		fmt.Fprintln(os.Stderr, "fwrelease: interrupted; run the same command again to finish: what is published stays consistent, and a re-run converges")
 	}

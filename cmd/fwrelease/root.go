@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/runpod-workers/fwrelease/internal/config"
+	"github.com/runpod-workers/fwrelease/internal/redact"
 )
 
 // globalOptions are the flags every command takes.
@@ -59,7 +60,7 @@ func (g *globalOptions) logger() *slog.Logger {
 	if g.verbose {
 		level = slog.LevelDebug
 	}
-	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
+	return slog.New(slog.NewTextHandler(redact.Writer(g.stderr), &slog.HandlerOptions{Level: level}))
 }
 
 func (g *globalOptions) loadConfig(version string) (*config.Config, error) {

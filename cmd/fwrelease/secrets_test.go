@@ -1,11 +1,14 @@
 package main
 
 import (
+	"crypto/elliptic"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
 
 	"github.com/runpod-workers/fwrelease/internal/testserver"
 )
@@ -45,4 +48,66 @@ func TestSecretsNeverPrinted(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A server that quotes the secret it was sent back in its error: the
+// token reaches neither the output nor dist/.
+func TestEchoedSecretsRedacted(t *testing.T) {
+	skipShort(t)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	copyExample(t, src, 0o644, 0o755)
+	cfg := filepath.Join(src, "fwrelease.yaml")
+	dist := filepath.Join(dir, "dist")
+	if r := run(t, dir, []string{"GITHUB_SHA=" + fixedCommit}, "--config", cfg, "--dist", dist, "build", "--target", "py3.11-cpu-linux-x86_64"); r.code != 0 {
+		t.Fatalf("build: %s", r.stderr)
+	}
+	noSecret := func(what string, r result, secrets ...string) {
+		t.Helper()
+		for _, s := range secrets {
+			if strings.Contains(r.stdout+r.stderr, s) {
+				t.Errorf("%s printed the secret %q:\n%s%s", what, s, r.stdout, r.stderr)
+			}
+			filepath.WalkDir(dist, func(p string, d os.DirEntry, err error) error {
+				if b, _ := os.ReadFile(p); err == nil && !d.IsDir() && strings.Contains(string(b), s) {
+					t.Errorf("%s left the secret %q in %s", what, s, p)
+				}
+				return nil
+			})
+		}
+	}
+
+	t.Run("GitHub quotes the Authorization header", func(t *testing.T) {
+		const token = "ghp_echoedTokenNeverPrinted0123456789"
+		gh := testserver.StartGitHub(t, "ghp_theRightToken")
+		gh.Set(func(g *testserver.GitHub) { g.EchoAuthorization = true })
+		ghCfg := filepath.Join(src, "github.yaml")
+		data, _ := os.ReadFile(cfg)
+		priv, _, _ := cryptoutils.GeneratePEMEncodedECDSAKeyPair(elliptic.P256(), cryptoutils.SkipPassword)
+		os.WriteFile(filepath.Join(src, "release.key"), priv, 0o600)
+		data = fmt.Appendf(data, "sign: {key: release.key}\npublish:\n  github: {owner: runpod-workers, repo: flash, api_url: %q, upload_url: %q}\n", gh.APIURL(), gh.UploadURL())
+		os.WriteFile(ghCfg, data, 0o644)
+		if r := run(t, dir, nil, "--config", ghCfg, "--dist", dist, "sign"); r.code != 0 {
+			t.Fatalf("sign: %s", r.stderr)
+		}
+		r := run(t, dir, []string{"GITHUB_SHA=" + fixedCommit, "GITHUB_TOKEN=" + token}, "-v", "--config", ghCfg, "--dist", dist, "--allow-insecure", "publish", "--to", "github")
+		if r.code != 1 || !strings.Contains(r.stderr, "Bad credentials (Authorization: [REDACTED])") {
+			t.Errorf("exit %d, want 1 and the echoed header redacted:\n%s", r.code, r.stderr)
+		}
+		noSecret("publish --to github", r, token)
+	})
+
+	t.Run("Fulcio quotes the OIDC token", func(t *testing.T) {
+		ss := testserver.StartSigstore(t, workflowIdentity, actionsIssuer)
+		ss.EchoToken = true
+		kCfg := filepath.Join(src, "keyless.yaml")
+		data, _ := os.ReadFile(cfg)
+		data = fmt.Appendf(data, "sign: {keyless: true, fulcio_url: %q, rekor_url: %q}\n", ss.Fulcio.URL, ss.Rekor.URL)
+		os.WriteFile(kCfg, data, 0o644)
+		r := run(t, dir, ss.Env(), "-v", "--config", kCfg, "--dist", dist, "--allow-insecure", "sign")
+		if r.code != 1 || !strings.Contains(r.stderr, "invalid identity token [REDACTED]") {
+			t.Errorf("exit %d, want 1 and the echoed token redacted:\n%s", r.code, r.stderr)
+		}
+		noSecret("sign --keyless", r, ss.RequestToken, "eyJhbGciOiJSUzI1NiJ9.")
+	})
 }

@@ -9,10 +9,11 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strings"
 	"time"
 
 	sgsign "github.com/sigstore/sigstore-go/pkg/sign"
+
+	"github.com/runpod-workers/fwrelease/internal/redact"
 )
 
 // Public-good Sigstore, the default for keyless signing.
@@ -47,6 +48,7 @@ func NewKeyless(ctx context.Context, o KeylessOptions) (*Signer, error) {
 			return nil, err
 		}
 	}
+	redact.Add(token) // Fulcio may quote it back in an error
 	if o.FulcioURL == "" {
 		o.FulcioURL = DefaultFulcioURL
 	}
@@ -91,7 +93,7 @@ func IDToken(ctx context.Context, client *http.Client) (string, error) {
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("requesting the OIDC token from %s: %w", u.Host, redactErr(err, bearer))
+		return "", fmt.Errorf("requesting the OIDC token from %s: %w", u.Host, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -104,11 +106,4 @@ func IDToken(ctx context.Context, client *http.Client) (string, error) {
 		return "", fmt.Errorf("requesting the OIDC token from %s: no token in the response", u.Host)
 	}
 	return body.Value, nil
-}
-
-func redactErr(err error, secret string) error {
-	if secret == "" || !strings.Contains(err.Error(), secret) {
-		return err
-	}
-	return errors.New(strings.ReplaceAll(err.Error(), secret, "***"))
 }

@@ -34,6 +34,7 @@ type GitHub struct {
 	SecondaryRateLimit int  // the next N requests answer 403 with Retry-After: 1
 	DropUploads        int  // the next N uploads are stored, then the connection is cut
 	OmitDigest         bool // assets carry no digest (older GitHub Enterprise)
+	EchoAuthorization  bool // "Bad credentials" quotes the request's Authorization header
 	UploadedAssets     int  // assets stored
 	UploadedBytes      int64
 }
@@ -89,8 +90,12 @@ func (g *GitHub) serve(w http.ResponseWriter, r *http.Request) {
 		g.download(w, m[3], m[4])
 		return
 	}
-	if r.Header.Get("Authorization") != "Bearer "+g.Token {
-		ghError(w, http.StatusUnauthorized, "Bad credentials", "")
+	if auth := r.Header.Get("Authorization"); auth != "Bearer "+g.Token {
+		msg := "Bad credentials"
+		if g.EchoAuthorization {
+			msg += " (Authorization: " + auth + ")"
+		}
+		ghError(w, http.StatusUnauthorized, msg, "")
 		return
 	}
 	if g.SecondaryRateLimit > 0 {

@@ -54,6 +54,8 @@ type Sigstore struct {
 	mu     sync.Mutex
 	index  int64
 	Certs  int // certificates issued
+	// EchoToken makes Fulcio refuse every request, quoting the token.
+	EchoToken bool
 }
 
 var oidIssuerV2 = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 57264, 1, 8}
@@ -121,6 +123,10 @@ func (s *Sigstore) fulcio(w http.ResponseWriter, r *http.Request) {
 	token := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if token == "" {
 		token = req.Credentials.OIDCIdentityToken
+	}
+	if s.EchoToken {
+		http.Error(w, "invalid identity token "+token, http.StatusUnauthorized)
+		return
 	}
 	if strings.Count(token, ".") != 2 {
 		http.Error(w, "no identity token", http.StatusUnauthorized)
