@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -87,7 +87,9 @@ func TestS3ConcurrentPublish(t *testing.T) {
 	}
 }
 
-// A GET whose response is cut off mid-way is resumed, and reads whole.
+// A GET whose response is cut off mid-way is resumed from the byte reached
+// (a Range request pinned to the object's ETag, as the server saw it), and
+// reads whole.
 func TestS3CutOffDownloadResumes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test against versitygw; skipped with -short")
@@ -99,28 +101,30 @@ func TestS3CutOffDownloadResumes(t *testing.T) {
 	if _, err := newS3(t, srv.Endpoint).Publish(context.Background(), obj); err != nil {
 		t.Fatal(err)
 	}
+	etag := deref(headObject(t, newS3(t, srv.Endpoint), "flash-worker/"+obj.Key).ETag)
+	// The first whole-object GET gets its headers and half its body, then
+	// the connection closes: the client has read exactly half.
+	half := len(data) / 2
 	var cut atomic.Int32
 	target, _ := url.Parse(srv.Endpoint)
 	rp := httputil.NewSingleHostReverseProxy(target)
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	rec := testserver.RecordWith(t, srv.Endpoint, func(w http.ResponseWriter, r *http.Request) bool {
 		if r.Method != http.MethodGet || r.Header.Get("Range") != "" || cut.Add(1) != 1 {
-			rp.ServeHTTP(w, r)
-			return
+			return false
 		}
-		rec := httptest.NewRecorder()
-		rp.ServeHTTP(rec, r)
-		for k, v := range rec.Header() {
+		full := httptest.NewRecorder()
+		rp.ServeHTTP(full, r)
+		for k, v := range full.Header() {
 			w.Header()[k] = v
 		}
-		w.WriteHeader(rec.Code)
-		w.Write(rec.Body.Bytes()[:rec.Body.Len()/2])
+		w.WriteHeader(full.Code)
+		w.Write(full.Body.Bytes()[:half])
 		w.(http.Flusher).Flush()
 		conn, _, _ := w.(http.Hijacker).Hijack()
-		conn.(*net.TCPConn).SetLinger(0)
 		conn.Close()
-	}))
-	defer proxy.Close()
-	body, err := newS3(t, proxy.URL).Fetch(context.Background(), obj.Key)
+		return true
+	})
+	body, err := newS3(t, rec.URL).Fetch(context.Background(), obj.Key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,6 +133,22 @@ func TestS3CutOffDownloadResumes(t *testing.T) {
 		t.Errorf("read %d of %d bytes: %v", len(got), len(data), err)
 	}
 	if cut.Load() < 1 {
-		t.Error("no download was cut; the test checked nothing")
+		t.Fatal("no download was cut; the test checked nothing")
+	}
+	var gets []testserver.Request
+	for _, q := range rec.Requests() {
+		if q.Method == http.MethodGet {
+			gets = append(gets, q)
+		}
+	}
+	if len(gets) != 2 {
+		t.Fatalf("%d GETs reached the server, want the cut one and one resuming it: %+v", len(gets), gets)
+	}
+	resumed := gets[1].Header
+	if want := fmt.Sprintf("bytes=%d-", half); resumed.Get("Range") != want {
+		t.Errorf("the resuming GET sent Range %q, want %q (from the byte reached)", resumed.Get("Range"), want)
+	}
+	if resumed.Get("If-Match") != etag || etag == "" {
+		t.Errorf("the resuming GET sent If-Match %q, want the object's ETag %q", resumed.Get("If-Match"), etag)
 	}
 }

@@ -107,6 +107,10 @@ func TestS3PublishAgainstVersity(t *testing.T) {
 		t.Errorf("Content-Type %q, Cache-Control %q", ct, cc)
 	}
 	// A plain GET over HTTP, as the start command does, sees the same.
+	plain, hdr := plainGET(t, p, u)
+	if string(plain) != "tarball bytes" || hdr.Get("Content-Type") != "application/gzip" || hdr.Get("Cache-Control") != immutableCache {
+		t.Errorf("plain GET %s: %q, Content-Type %q, Cache-Control %q", u, plain, hdr.Get("Content-Type"), hdr.Get("Cache-Control"))
+	}
 	if p.Uploaded != obj.Size {
 		t.Errorf("uploaded %d bytes, want %d", p.Uploaded, obj.Size)
 	}
