@@ -64,3 +64,33 @@ func TestManifestListsEggInfo(t *testing.T) {
 	}
 	t.Logf("%d packages, %d of them egg-info", len(got), len(eggs))
 }
+
+// Debian builds yaml's C extension against the system libyaml, which
+// python:3.X-slim does not have: the report names it (a warning by
+// default, a failure with shared_libs.missing: fail), and a library the
+// config says the base image provides is not reported.
+func TestSharedLibraryReport(t *testing.T) {
+	skipShort(t)
+	yamlExt, _ := filepath.Glob("/usr/lib/python3/dist-packages/yaml/_yaml.cpython-*.so")
+	if len(yamlExt) == 0 {
+		t.Fatal("Debian's python3-yaml has no C extension here (apt-get install python3-yaml; .ci/run does)")
+	}
+	_, _, r := buildRealisticTree(t, "")
+	if r.code != 0 || !strings.Contains(r.stderr, `msg="shared library in neither the tarball nor the base image" target=py3.11-cpu-linux-x86_64 library=libyaml-0.so.2 base_image=python-slim needed_by=site-packages/yaml/_yaml.cpython-`) {
+		t.Errorf("default (warn): exit %d, want 0 and a warning naming libyaml-0.so.2 and yaml/_yaml:\n%s", r.code, r.stderr)
+	}
+	if strings.Contains(r.stderr, "library=libc.so.6") || strings.Contains(r.stderr, "library=libpython") {
+		t.Errorf("a library every base image has was reported:\n%s", r.stderr)
+	}
+
+	_, _, r = buildRealisticTree(t, "shared_libs: {missing: fail}\n")
+	if r.code != 1 || !strings.Contains(r.stderr, "shared libraries are in neither the tarball nor the python-slim base image:\n") ||
+		!strings.Contains(r.stderr, "\n  libyaml-0.so.2, needed by site-packages/yaml/_yaml.cpython-") {
+		t.Errorf("missing: fail: exit %d, want 1 and an error naming libyaml-0.so.2:\n%s", r.code, r.stderr)
+	}
+
+	_, _, r = buildRealisticTree(t, "shared_libs: {missing: fail, provided: [libyaml-0.so.2]}\n")
+	if strings.Contains(r.stderr, "libyaml-0.so.2") {
+		t.Errorf("libyaml-0.so.2 is listed as provided but still reported:\n%s", r.stderr)
+	}
+}

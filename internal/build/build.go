@@ -136,6 +136,9 @@ func (b *Builder) buildTarget(ctx context.Context, t target.Target) (Result, err
 	if err != nil {
 		return Result{}, err
 	}
+	if err := b.checkSharedLibs(t, root); err != nil {
+		return Result{}, err
+	}
 	sums, err := b.stamp(t, root, sitePackages)
 	if err != nil {
 		return Result{}, fmt.Errorf("stamping: %w", err)

@@ -14,20 +14,21 @@ const DefaultFile = "fwrelease.yaml"
 // Config is a decoded, validated fwrelease.yaml. Paths in it are already
 // resolved against the config file's directory.
 type Config struct {
-	Name            string  `yaml:"name"`
-	Version         Version `yaml:"version"`
-	SourceDateEpoch *int64  `yaml:"source_date_epoch"`
-	Source          Source  `yaml:"source"`
-	Matrix          Matrix  `yaml:"matrix"`
-	Layout          string  `yaml:"layout"`
-	Files           []File  `yaml:"files"`
-	ExtraFiles      []Extra `yaml:"extra_files"`
-	Deps            Deps    `yaml:"deps"`
-	Slim            Slim    `yaml:"slim"`
-	Format          string  `yaml:"format"`
-	Bundled         Bundled `yaml:"bundled"`
-	Sign            Sign    `yaml:"sign"`
-	Publish         Publish `yaml:"publish"`
+	Name            string     `yaml:"name"`
+	Version         Version    `yaml:"version"`
+	SourceDateEpoch *int64     `yaml:"source_date_epoch"`
+	Source          Source     `yaml:"source"`
+	Matrix          Matrix     `yaml:"matrix"`
+	Layout          string     `yaml:"layout"`
+	Files           []File     `yaml:"files"`
+	ExtraFiles      []Extra    `yaml:"extra_files"`
+	Deps            Deps       `yaml:"deps"`
+	Slim            Slim       `yaml:"slim"`
+	SharedLibs      SharedLibs `yaml:"shared_libs"`
+	Format          string     `yaml:"format"`
+	Bundled         Bundled    `yaml:"bundled"`
+	Sign            Sign       `yaml:"sign"`
+	Publish         Publish    `yaml:"publish"`
 
 	// Path is the config file, Dir its directory.
 	Path string `yaml:"-"`
@@ -124,6 +125,22 @@ type Deps struct {
 type AccelDeps struct {
 	ExtraIndexURLs []string `yaml:"extra_index_urls"`
 	Requirements   string   `yaml:"requirements"`
+}
+
+// SharedLibs says which shared libraries the base image provides, for the
+// report of what the tarball's ELF objects need (DT_NEEDED) but neither the
+// tarball nor the base image has.
+type SharedLibs struct {
+	// Base names a known base image's list: python-slim (python:3.X-slim,
+	// the default for cpu) or pytorch-runtime (pytorch/pytorch:*-runtime,
+	// the default for CUDA accelerators); "none" for no list.
+	Base string `yaml:"base"`
+	// Provided adds libraries (file names such as libyaml-0.so.2) the base
+	// image has.
+	Provided []string `yaml:"provided"`
+	// Missing is what a library found nowhere does: "warn" (the default)
+	// logs it, "fail" fails the build.
+	Missing string `yaml:"missing"`
 }
 
 type Slim struct {

@@ -135,6 +135,8 @@ func TestParseErrors(t *testing.T) {
 		{"extra file ftp", minimal + "extra_files: [{url: ftp://x/uv, sha256: " + hex64 + "}]\n", []string{`extra_files[0].url: "ftp://x/uv" is not an https:// URL`}},
 		{"extra file dst escapes", minimal + "extra_files: [{url: https://x/uv, dst: ../uv, sha256: " + hex64 + "}]\n", []string{`extra_files[0].dst: "../uv" must be a relative file path`}},
 		{"extra file sha256 list", minimal + "extra_files: [{url: https://x/uv, sha256: [a]}]\n", []string{`fwrelease.yaml:7: extra_files[0].sha256: want a sha256 or a map`}},
+		{"shared_libs bad base", minimal + "shared_libs: {base: alpine}\n", []string{`fwrelease.yaml:7: shared_libs.base: "alpine" is not one of python-slim, pytorch-runtime, none`}},
+		{"shared_libs bad missing", minimal + "shared_libs: {missing: ignore}\n", []string{`fwrelease.yaml:7: shared_libs.missing: "ignore" is not one of warn, fail`}},
 		{"yaml syntax", minimal + "matrix: [\n", []string{"fwrelease.yaml:7: did not find expected node content"}},
 		{"empty", "", []string{"fwrelease.yaml: the config is empty"}},
 	}

@@ -334,6 +334,14 @@ func (c *Config) validate(w *walker) []error {
 			bad("deps.accel."+acc, err)
 		}
 	}
+	switch c.SharedLibs.Base {
+	case "", "python-slim", "pytorch-runtime", "none":
+	default:
+		bad("shared_libs.base", fmt.Errorf("%q is not one of python-slim, pytorch-runtime, none", c.SharedLibs.Base))
+	}
+	if m := c.SharedLibs.Missing; m != "" && m != "warn" && m != "fail" {
+		bad("shared_libs.missing", fmt.Errorf("%q is not one of warn, fail", m))
+	}
 	if c.Sign.Key != "" && c.Sign.Keyless {
 		bad("sign", errors.New("give either sign.key or sign.keyless, not both"))
 	}
