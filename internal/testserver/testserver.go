@@ -14,9 +14,13 @@ import (
 	"time"
 )
 
-// Binary finds a Go-installed tool on PATH or in ~/go/bin.
+// Binary finds a Go-installed tool on PATH or in ~/go/bin. Under -short it
+// skips the test instead: -short promises to need nothing installed.
 func Binary(t testing.TB, name, install string) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skipf("needs %s; skipped with -short", name)
+	}
 	if p, err := exec.LookPath(name); err == nil {
 		return p
 	}
