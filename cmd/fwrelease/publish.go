@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -15,6 +16,9 @@ import (
 	"github.com/runpod-workers/fwrelease/internal/release"
 	"github.com/runpod-workers/fwrelease/internal/sign"
 )
+
+// Where publishing's flag help comes from: the channel table.
+var channelList = strings.Join(publish.Names(), ", ")
 
 type publishOptions struct {
 	signOptions
@@ -36,39 +40,15 @@ func newPublish(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			from := o.from
-			if len(from) == 0 {
-				from = []string{g.dist}
-			}
-			if err := os.MkdirAll(g.dist, 0o755); err != nil {
-				return err
-			}
-			r := &release.Release{Dist: g.dist, Dirs: map[string]string{}}
-			for _, dir := range from {
-				shards, err := manifest.ReadShards(dir)
-				if err != nil {
-					return err
-				}
-				for _, s := range shards {
-					r.Dirs[s.Target.ID] = dir
-				}
-				r.Shards = append(r.Shards, shards...)
-			}
-			// Shards of different releases, or one target built twice
-			// differently, are refused before anything is uploaded.
-			if _, err := manifest.New(r.Shards); err != nil {
-				return fmt.Errorf("merging the shards of %v: %w", from, err)
-			}
-			signer, err := makeSigner(ctx, g, &o.signOptions)
+			r, err := readBuilt(g.dist, o.from)
 			if err != nil {
 				return err
 			}
-			steps, err := publishSteps(ctx, g, cfg, r, signer, o, r.Shards[0].Release.Source.Commit)
+			p, err := makePublishing(ctx, g, cfg, o, r.Shards[0].Release.Source.Commit)
 			if err != nil {
 				return err
 			}
-			steps = append([]release.Step{&release.SignStep{Signer: signer, Release: r, OnlyUnsigned: true}}, steps...)
-			if err := release.Run(ctx, g.logger(), steps); err != nil {
+			if err := release.Run(ctx, g.logger(), release.PublishOnly(r, p)); err != nil {
 				return err
 			}
 			return printSummary(g, r)
@@ -79,21 +59,60 @@ func newPublish(g *globalOptions) *cobra.Command {
 	return cmd
 }
 
+// readBuilt reads the shards of every directory in from (default: dist).
+// Shards of different releases, or one target built twice differently, are
+// refused before anything is uploaded.
+func readBuilt(dist string, from []string) (*release.Release, error) {
+	if len(from) == 0 {
+		from = []string{dist}
+	}
+	if err := os.MkdirAll(dist, 0o755); err != nil {
+		return nil, err
+	}
+	r := &release.Release{Dist: dist, Dirs: map[string]string{}}
+	for _, dir := range from {
+		shards, err := manifest.ReadShards(dir)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range shards {
+			r.Dirs[s.Target.ID] = dir
+		}
+		r.Shards = append(r.Shards, shards...)
+	}
+	if _, err := manifest.New(r.Shards); err != nil {
+		return nil, fmt.Errorf("merging the shards of %v: %w", from, err)
+	}
+	return r, nil
+}
+
 // addFlags adds the flags publish and release share, signing's included.
 func (o *publishOptions) addFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
-	f.StringArrayVar(&o.to, "to", nil, "publish to this channel only: local, s3, github, oci (repeatable; default: every channel in the config)")
+	f.StringArrayVar(&o.to, "to", nil, "publish to this channel only: "+channelList+" (repeatable; default: every channel in the config)")
 	f.BoolVar(&o.replace, "replace", false, "overwrite a published file whose bytes differ")
 	f.BoolVar(&o.dryRun, "dry-run", false, "say what would be published, publish nothing")
 	o.signOptions.addFlags(cmd)
 }
 
-// publishSteps are the ordered steps after signing: artifacts on every
-// channel, then signatures, then the manifest, then latest.
-func publishSteps(ctx context.Context, g *globalOptions, cfg *config.Config, r *release.Release, signer *sign.Signer, o *publishOptions, commit string) ([]release.Step, error) {
-	pubs, oci, err := makePublishers(ctx, g, cfg, o.to, o.replace, commit)
+// makePublishing turns the options into what the publishing steps are
+// handed: the channels from the config's table, the signer, and the
+// checker that lets a re-run keep a published signature.
+func makePublishing(ctx context.Context, g *globalOptions, cfg *config.Config, o *publishOptions, commit string) (release.Publishing, error) {
+	signer, err := makeSigner(ctx, g, &o.signOptions, cfg)
 	if err != nil {
-		return nil, err
+		return release.Publishing{}, err
+	}
+	pubs, err := publish.Open(ctx, &cfg.Publish, o.to, publish.Settings{
+		Dist: g.dist, Replace: o.replace, AllowInsecure: g.allowInsecure, Commit: commit,
+		Source: sourceURL(cfg), Log: g.logger(), Progress: g.progressBar(),
+	})
+	var unknown publish.UnknownChannelError
+	if errors.As(err, &unknown) {
+		return release.Publishing{}, usageError{err}
+	}
+	if err != nil {
+		return release.Publishing{}, err
 	}
 	if o.dryRun {
 		for i, p := range pubs {
@@ -102,106 +121,9 @@ func publishSteps(ctx context.Context, g *globalOptions, cfg *config.Config, r *
 	}
 	verifier, err := convergenceChecker(signer)
 	if err != nil {
-		return nil, err
+		return release.Publishing{}, err
 	}
-	steps := []release.Step{&release.PreflightStep{Publishers: pubs, Release: r}}
-	for _, p := range pubs {
-		steps = append(steps, &release.PublishStep{Publisher: p, Release: r})
-	}
-	for _, p := range pubs {
-		steps = append(steps, &release.PublishStep{Publisher: p, Release: r, Signatures: true, Verifier: verifier})
-	}
-	if oci != nil {
-		if o.dryRun {
-			g.logger().Info("would push OCI artifacts", "repository", oci.Repository)
-		} else {
-			steps = append(steps, &release.OCIStep{OCI: oci, Release: r, Source: sourceURL(cfg)})
-		}
-	}
-	steps = append(steps, &release.ManifestStep{Release: r, Signer: signer, Verifier: verifier, Publishers: pubs})
-	if !o.dryRun {
-		steps = append(steps,
-			&release.FinalizeStep{Release: r, Publishers: pubs},
-			&release.LatestStep{Release: r, Publishers: pubs, Log: g.logger()})
-	}
-	return steps, nil
-}
-
-// makePublishers builds the channels named in to (default: all configured):
-// the file channels, and the OCI registry, which is not a file store.
-func makePublishers(ctx context.Context, g *globalOptions, cfg *config.Config, to []string, replace bool, commit string) ([]publish.Publisher, *publish.OCI, error) {
-	configured := map[string]bool{
-		"local": cfg.Publish.Local != nil, "s3": cfg.Publish.S3 != nil,
-		"github": cfg.Publish.GitHub != nil, "oci": cfg.Publish.OCI != nil,
-	}
-	if len(to) == 0 {
-		for _, name := range []string{"local", "s3", "github", "oci"} {
-			if configured[name] {
-				to = append(to, name)
-			}
-		}
-	}
-	if len(to) == 0 {
-		return nil, nil, errors.New("no channels: the config's publish section names none; add publish.local, publish.s3 or publish.oci")
-	}
-	var pubs []publish.Publisher
-	var oci *publish.OCI
-	for _, name := range to {
-		known, ok := configured[name]
-		switch {
-		case !ok:
-			return nil, nil, usageError{fmt.Errorf("--to %s: not a channel (local, s3, github, oci)", name)}
-		case !known:
-			return nil, nil, fmt.Errorf("--to %s: the config has no publish.%s section", name, name)
-		}
-		switch name {
-		case "local":
-			dir := cfg.Publish.Local.Dir
-			if dir == "" {
-				dir = filepath.Join(g.dist, "local")
-			}
-			pubs = append(pubs, &publish.Local{Dir: dir, Replace: replace})
-		case "s3":
-			c := cfg.Publish.S3
-			p, err := publish.NewS3(ctx, publish.S3Options{
-				Bucket: c.Bucket, Prefix: c.Prefix, Region: c.Region, Endpoint: c.Endpoint,
-				PathStyle: c.PathStyle, PublicURL: c.PublicURL, AllowInsecure: g.allowInsecure,
-			})
-			if err != nil {
-				return nil, nil, err
-			}
-			p.Replace, p.Log, p.Progress = replace, g.logger(), g.progressBar()
-			pubs = append(pubs, p)
-		case "github":
-			c := cfg.Publish.GitHub
-			gh, err := publish.NewGitHub(publish.GitHubOptions{
-				Owner: c.Owner, Repo: c.Repo, APIURL: c.APIURL, UploadURL: c.UploadURL,
-				Token: os.Getenv("GITHUB_TOKEN"), Commit: commit, AllowInsecure: g.allowInsecure,
-			})
-			if err != nil {
-				return nil, nil, err
-			}
-			gh.Replace, gh.Log = replace, g.logger()
-			pubs = append(pubs, gh)
-		case "oci":
-			o, err := publish.NewOCIRegistry(cfg.Publish.OCI.Repository, cfg.Publish.OCI.PlainHTTP, g.allowInsecure)
-			if err != nil {
-				return nil, nil, err
-			}
-			o.Replace = replace
-			oci = o
-		default:
-			return nil, nil, fmt.Errorf("the %s channel is not implemented in this version of fwrelease; publish with --to local, s3 or oci", name)
-		}
-	}
-	return pubs, oci, nil
-}
-
-func sourceURL(cfg *config.Config) string {
-	if cfg.Source.Repository == "" {
-		return ""
-	}
-	return "https://github.com/" + cfg.Source.Repository
+	return release.Publishing{Channels: pubs, Signer: signer, Verifier: verifier, DryRun: o.dryRun, Log: g.logger()}, nil
 }
 
 // printSummary prints, per target, the size, digest and URLs: what a human
@@ -239,4 +161,12 @@ func convergenceChecker(signer *sign.Signer) (release.BundleChecker, error) {
 		return nil, err
 	}
 	return sign.NewKeyVerifier(pubPEM)
+}
+
+// sourceURL is the repository's web address, for the OCI source annotation.
+func sourceURL(cfg *config.Config) string {
+	if cfg.Source.Repository == "" {
+		return ""
+	}
+	return "https://github.com/" + cfg.Source.Repository
 }

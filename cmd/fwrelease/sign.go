@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/runpod-workers/fwrelease/internal/config"
 	"github.com/runpod-workers/fwrelease/internal/insecure"
 	"github.com/runpod-workers/fwrelease/internal/manifest"
 	"github.com/runpod-workers/fwrelease/internal/release"
@@ -28,7 +29,12 @@ func newSign(g *globalOptions) *cobra.Command {
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			s, err := makeSigner(ctx, g, o)
+			// A key on the command line needs no config.
+			cfg, err := g.loadConfig("")
+			if err != nil && o.key == "" && !o.keyless {
+				return fmt.Errorf("no --key or --keyless, and the config gives none: %w", err)
+			}
+			s, err := makeSigner(ctx, g, o, cfg)
 			if err != nil {
 				return err
 			}
@@ -64,19 +70,16 @@ func (o *signOptions) addFlags(cmd *cobra.Command) {
 	cmd.MarkFlagsMutuallyExclusive("key", "keyless")
 }
 
-// makeSigner picks the key from the flags, else from the config.
-func makeSigner(ctx context.Context, g *globalOptions, o *signOptions) (*sign.Signer, error) {
+// makeSigner picks the key from the flags, else from the config (nil when
+// there is none).
+func makeSigner(ctx context.Context, g *globalOptions, o *signOptions, cfg *config.Config) (*sign.Signer, error) {
 	key, keyless := o.key, o.keyless
 	var fulcio, rekor string
-	cfg, cfgErr := g.loadConfig("")
-	if cfgErr == nil {
+	if cfg != nil {
 		fulcio, rekor = cfg.Sign.FulcioURL, cfg.Sign.RekorURL
-	}
-	if key == "" && !keyless {
-		if cfgErr != nil {
-			return nil, fmt.Errorf("no --key or --keyless, and the config gives none: %w", cfgErr)
+		if key == "" && !keyless {
+			key, keyless = cfg.Sign.Key, cfg.Sign.Keyless
 		}
-		key, keyless = cfg.Sign.Key, cfg.Sign.Keyless
 	}
 	if keyless {
 		for _, u := range []string{fulcio, rekor} {

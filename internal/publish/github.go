@@ -44,19 +44,10 @@ type GitHub struct {
 
 var (
 	_ Publisher   = (*GitHub)(nil)
+	_ Reader      = (*GitHub)(nil)
 	_ Finalizer   = (*GitHub)(nil)
 	_ Preflighter = (*GitHub)(nil)
 )
-
-// Finalizer is a channel that makes a release visible once complete.
-type Finalizer interface {
-	Finalize(ctx context.Context, version string) error
-}
-
-// Preflighter checks every object before any is published.
-type Preflighter interface {
-	Preflight(objs []Object) error
-}
 
 // GitHubOptions are the config's publish.github settings.
 type GitHubOptions struct {
@@ -113,8 +104,7 @@ func (g *GitHub) Publish(ctx context.Context, obj Object) (string, error) {
 	if err := g.Preflight([]Object{obj}); err != nil {
 		return "", err
 	}
-	tag, file := path.Split(obj.Key)
-	tag = strings.Trim(tag, "/")
+	tag, file := Tag(obj.Version), obj.File
 	rel, err := g.release(ctx, tag)
 	if err != nil {
 		return "", err

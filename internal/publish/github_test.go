@@ -102,7 +102,7 @@ func TestGitHubRelease(t *testing.T) {
 	})
 
 	t.Run("over 2 GiB is refused before any request", func(t *testing.T) {
-		huge := Object{Key: "v1.3.0/huge.tar.gz", Path: "/nonexistent/huge.tar.gz", Size: 3 << 30}
+		huge := Object{Key: "v1.3.0/huge.tar.gz", File: "huge.tar.gz", Version: "1.3.0", Path: "/nonexistent/huge.tar.gz", Size: 3 << 30}
 		err := newGitHub(t, srv, testToken).Preflight([]Object{objs[0], huge})
 		if err == nil || !strings.Contains(err.Error(), "huge.tar.gz") || !strings.Contains(err.Error(), "S3 or OCI") {
 			t.Errorf("error %v", err)

@@ -46,26 +46,24 @@ const (
 
 var emptyConfig = []byte("{}")
 
-// OCIArtifact is one target's tarball and signature, as the OCI channel
-// needs them.
-type OCIArtifact struct {
-	TargetID, Python, Accel, OS, Arch, Platform string
-	File, Path, SHA256, Format                  string
-	Size                                        int64
-	Bundle                                      string // path of the Sigstore bundle; "" if unsigned
-	Version, Source, Revision, Created          string
-}
-
 // OCI pushes each target as an artifact manifest tagged v{version}-{id},
 // its signature as a referrer, and an index tagged v{version} over all
 // targets; to a registry, or to an OCI image layout for snapshots.
 type OCI struct {
 	Repository string // "ghcr.io/runpod-workers/flash-worker", or the layout's directory
+	Source     string // "https://github.com/owner/repo", for the source annotation
 	Replace    bool
 	Log        *slog.Logger
 	store      ociStore
 	entries    []v1.Descriptor
+	pushed     map[string]v1.Descriptor // artifact key → its manifest, for its signature
 }
+
+var (
+	_ Publisher  = (*OCI)(nil)
+	_ Referencer = (*OCI)(nil)
+	_ Indexer    = (*OCI)(nil)
+)
 
 // ociStore is where blobs and manifests go: a registry or a layout.
 type ociStore interface {
@@ -111,9 +109,31 @@ func NewOCILayout(dir string) (*OCI, error) {
 
 func (o *OCI) Name() string { return "oci" }
 
-// Push pushes one artifact and its signature, and returns the artifact's
-// reference, repository@sha256:….
-func (o *OCI) Push(ctx context.Context, a OCIArtifact) (string, error) {
+// References says the URL Publish returns for an artifact is a reference,
+// repository@sha256:….
+func (o *OCI) References() bool { return true }
+
+// Publish pushes an artifact as a tagged artifact manifest and returns its
+// reference, and attaches a signature to the artifact it signs. Other files
+// (the release manifest) are not the registry's to carry.
+func (o *OCI) Publish(ctx context.Context, obj Object) (string, error) {
+	switch obj.Kind {
+	case KindArtifact:
+		return o.push(ctx, obj)
+	case KindSignature:
+		subject, ok := o.pushed[obj.Signs]
+		if !ok {
+			return "", nil
+		}
+		if err := o.pushSignature(ctx, subject, obj.Path); err != nil {
+			return "", fmt.Errorf("attaching the signature %s: %w", obj.File, err)
+		}
+	}
+	return "", nil
+}
+
+// push pushes one artifact and returns its reference.
+func (o *OCI) push(ctx context.Context, a Object) (string, error) {
 	layerType, artifactType := layerTypeGzip, ArtifactTypeGzip
 	if a.Format == "tar+zstd" {
 		layerType, artifactType = layerTypeZstd, ArtifactTypeZstd
@@ -132,17 +152,17 @@ func (o *OCI) Push(ctx context.Context, a OCIArtifact) (string, error) {
 		Layers: []v1.Descriptor{{MediaType: types.MediaType(layerType), Digest: tarDigest, Size: a.Size, Annotations: map[string]string{titleAnnotation: a.File}}},
 		Annotations: map[string]string{
 			"org.opencontainers.image.version":  a.Version,
-			"org.opencontainers.image.source":   a.Source,
+			"org.opencontainers.image.source":   o.Source,
 			"org.opencontainers.image.revision": a.Revision,
 			"org.opencontainers.image.created":  a.Created,
-			targetAnnotation:                    a.TargetID,
+			targetAnnotation:                    a.Target.ID(),
 		},
 	}
 	raw, desc, err := encode(m)
 	if err != nil {
 		return "", err
 	}
-	tag := "v" + a.Version + "-" + a.TargetID
+	tag := Tag(a.Version) + "-" + a.Target.ID()
 	if have, ok, err := o.store.tagged(ctx, tag); err != nil {
 		return "", fmt.Errorf("reading tag %s: %w", tag, err)
 	} else if ok && have != desc.Digest && !o.Replace {
@@ -151,23 +171,30 @@ func (o *OCI) Push(ctx context.Context, a OCIArtifact) (string, error) {
 	if err := o.store.putManifest(ctx, tag, types.OCIManifestSchema1, raw); err != nil {
 		return "", fmt.Errorf("pushing %s:%s: %w", o.Repository, tag, err)
 	}
-	desc.Platform = &v1.Platform{OS: a.OS, Architecture: ociArchOf(a.Arch)}
-	desc.ArtifactType = artifactType
-	desc.Annotations = map[string]string{targetAnnotation: a.TargetID, pythonAnnotation: a.Python, accelAnnotation: a.Accel}
-	o.entries = append(o.entries, desc)
-	if a.Bundle != "" {
-		if err := o.pushSignature(ctx, desc, a.Bundle, configDesc); err != nil {
-			return "", fmt.Errorf("attaching the signature of %s: %w", a.File, err)
-		}
+	platform, err := v1.ParsePlatform(a.Target.Platform())
+	if err != nil {
+		return "", fmt.Errorf("target %s: %w", a.Target, err)
 	}
+	desc.Platform = platform
+	desc.ArtifactType = artifactType
+	desc.Annotations = map[string]string{targetAnnotation: a.Target.ID(), pythonAnnotation: a.Target.Python, accelAnnotation: a.Target.Accel}
+	o.entries = append(o.entries, desc)
+	if o.pushed == nil {
+		o.pushed = map[string]v1.Descriptor{}
+	}
+	o.pushed[a.Key] = desc
 	return o.Repository + "@" + desc.Digest.String(), nil
 }
 
 // pushSignature attaches a bundle as a referrer of subject, unless one is
 // attached already (signatures differ run to run; one valid one is enough).
-func (o *OCI) pushSignature(ctx context.Context, subject v1.Descriptor, bundlePath string, configDesc v1.Descriptor) error {
+func (o *OCI) pushSignature(ctx context.Context, subject v1.Descriptor, bundlePath string) error {
 	has, err := o.store.hasReferrer(ctx, subject.Digest, BundleArtifactType)
 	if err != nil || has {
+		return err
+	}
+	configDesc, err := o.writeEmptyConfig(ctx)
+	if err != nil {
 		return err
 	}
 	data, err := os.ReadFile(bundlePath)
@@ -245,13 +272,6 @@ func encode(v any) ([]byte, v1.Descriptor, error) {
 
 func opener(path string) func() (io.ReadCloser, error) {
 	return func() (io.ReadCloser, error) { return os.Open(path) }
-}
-
-func ociArchOf(arch string) string {
-	if arch == "aarch64" {
-		return "arm64"
-	}
-	return "amd64"
 }
 
 // registryStore talks to a registry with go-containerregistry.

@@ -8,8 +8,6 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,6 +15,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/runpod-workers/fwrelease/internal/target"
 )
 
 // inProcessRegistry is go-containerregistry's registry, with the referrers
@@ -34,15 +34,41 @@ func inProcessRegistry(t *testing.T) (host string, uploads *atomic.Int32) {
 	return strings.TrimPrefix(srv.URL, "http://"), uploads
 }
 
-func artifact(t *testing.T, dir, id, content string) OCIArtifact {
+// ociObjects are one target's tarball and signature, as a release step
+// describes them to every channel.
+type ociObjects struct{ art, sig Object }
+
+func artifact(t *testing.T, dir, id, content string) ociObjects {
 	obj := writeObject(t, dir, "flash-worker-v1.2.0-"+id+".tar.gz", []byte(content))
-	bundle := filepath.Join(dir, filepath.Base(obj.Path)+".sigstore.json")
-	os.WriteFile(bundle, []byte(`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"}`), 0o644)
-	return OCIArtifact{
-		TargetID: id, Python: "3.11", Accel: "cpu", OS: "linux", Arch: "x86_64",
-		File: filepath.Base(obj.Path), Path: obj.Path, SHA256: obj.SHA256, Size: obj.Size, Format: "tar+gzip",
-		Bundle: bundle, Version: "1.2.0", Source: "https://github.com/runpod-workers/flash", Revision: strings.Repeat("a", 40), Created: "2026-01-01T00:00:00Z",
+	f := strings.Split(strings.TrimPrefix(id, "py"), "-") // py3.11-cpu-linux-x86_64
+	tg := target.Target{Python: f[0], Accel: f[1], OS: f[2], Arch: f[3]}
+	if tg.ID() != id {
+		t.Fatalf("target %s read as %s", id, tg)
 	}
+	obj.Kind, obj.Target, obj.Format = KindArtifact, tg, "tar+gzip"
+	obj.Revision, obj.Created = strings.Repeat("a", 40), "2026-01-01T00:00:00Z"
+	sig := writeObject(t, dir, obj.File+".sigstore.json", []byte(`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"}`))
+	sig.Kind, sig.Target, sig.Signs = KindSignature, tg, obj.Key
+	return ociObjects{obj, sig}
+}
+
+// push publishes the tarball, then its signature, as a release does.
+func (a ociObjects) push(ctx context.Context, o *OCI) (string, error) {
+	ref, err := o.Publish(ctx, a.art)
+	if err != nil {
+		return "", err
+	}
+	_, err = o.Publish(ctx, a.sig)
+	return ref, err
+}
+
+func newOCI(t *testing.T, repo string) *OCI {
+	o, err := NewOCIRegistry(repo, true, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Source = "https://github.com/runpod-workers/flash"
+	return o
 }
 
 func TestOCIPushAndRepublish(t *testing.T) {
@@ -52,11 +78,8 @@ func TestOCIPushAndRepublish(t *testing.T) {
 	dir := t.TempDir()
 	a := artifact(t, dir, "py3.11-cpu-linux-x86_64", "tarball bytes")
 
-	o, err := NewOCIRegistry(repo, true, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := o.Push(ctx, a)
+	o := newOCI(t, repo)
+	ref, err := a.push(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +100,8 @@ func TestOCIPushAndRepublish(t *testing.T) {
 	var m ociManifest
 	json.Unmarshal(desc.Manifest, &m)
 	if m.ArtifactType != ArtifactTypeGzip || m.Config.MediaType != emptyConfigType || len(m.Layers) != 1 ||
-		m.Layers[0].Annotations[titleAnnotation] != a.File || m.Annotations["org.opencontainers.image.created"] != a.Created {
+		m.Layers[0].Annotations[titleAnnotation] != a.art.File || m.Annotations["org.opencontainers.image.created"] != a.art.Created ||
+		m.Annotations["org.opencontainers.image.source"] != o.Source {
 		t.Errorf("artifact manifest: %s", desc.Manifest)
 	}
 	refs, err := remote.Referrers(d)
@@ -103,15 +127,14 @@ func TestOCIPushAndRepublish(t *testing.T) {
 		t.Fatal(err)
 	}
 	ixm, _ := idx.IndexManifest()
-	if len(ixm.Manifests) != 1 || ixm.Manifests[0].Platform == nil || ixm.Manifests[0].Platform.Architecture != "amd64" || ixm.Manifests[0].Annotations[targetAnnotation] != a.TargetID {
+	if len(ixm.Manifests) != 1 || ixm.Manifests[0].Platform == nil || ixm.Manifests[0].Platform.Architecture != "amd64" || ixm.Manifests[0].Annotations[targetAnnotation] != a.art.Target.ID() {
 		t.Errorf("index: %+v", ixm.Manifests)
 	}
 
 	// Publishing again pushes no blob, keeps the digest and adds no second
 	// signature.
 	before := uploads.Load()
-	again, _ := NewOCIRegistry(repo, true, true)
-	ref2, err := again.Push(ctx, a)
+	ref2, err := a.push(ctx, newOCI(t, repo))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,8 +151,7 @@ func TestOCIPushAndRepublish(t *testing.T) {
 
 	// Different bytes under the same tag are refused.
 	b := artifact(t, t.TempDir(), "py3.11-cpu-linux-x86_64", "other bytes")
-	other, _ := NewOCIRegistry(repo, true, true)
-	if _, err := other.Push(ctx, b); !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), "v1.2.0-py3.11-cpu-linux-x86_64") {
+	if _, err := b.push(ctx, newOCI(t, repo)); !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), "v1.2.0-py3.11-cpu-linux-x86_64") {
 		t.Errorf("overwrite: %v", err)
 	}
 
@@ -159,8 +181,7 @@ func TestOCIFlakyRegistry(t *testing.T) {
 	defer srv.Close()
 	repo := strings.TrimPrefix(srv.URL, "http://") + "/runpod/flash-worker"
 	a := artifact(t, t.TempDir(), "py3.12-cpu-linux-x86_64", "flaky tarball")
-	o, _ := NewOCIRegistry(repo, true, true)
-	ref, err := o.Push(context.Background(), a)
+	ref, err := a.push(context.Background(), newOCI(t, repo))
 	if err != nil {
 		t.Fatalf("push through a flaky registry: %v", err)
 	}

@@ -40,7 +40,7 @@ func writeObject(t *testing.T, dir, name string, data []byte) Object {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(data)
-	return Object{Key: "v1.2.0/" + name, Path: p, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}
+	return Object{Key: Key("1.2.0", name), File: name, Version: "1.2.0", Path: p, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}
 }
 
 // randomObject writes size incompressible bytes to a file named name.

@@ -1,6 +1,7 @@
 // Package release runs a release as an ordered list of small steps: build,
-// publish the artifacts, write the manifest. Signing and the remote channels
-// slot in between without the steps knowing about each other.
+// sign, publish the artifacts, write the manifest. pipeline.go declares the
+// kinds of release, each in one place; a step is handed what it needs and
+// says so when an earlier step has not provided it.
 package release
 
 import (
@@ -11,7 +12,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path"
 	"path/filepath"
 	"sync"
 	"time"
@@ -19,7 +19,6 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 
 	"github.com/runpod-workers/fwrelease/internal/archive"
-	"github.com/runpod-workers/fwrelease/internal/build"
 	"github.com/runpod-workers/fwrelease/internal/manifest"
 	"github.com/runpod-workers/fwrelease/internal/publish"
 	"github.com/runpod-workers/fwrelease/internal/sign"
@@ -62,9 +61,44 @@ func (r *Release) dir(id string) string {
 	return r.Dist
 }
 
+// errNoManifest is what a step that needs the manifest says when the
+// manifest step has not run.
+var errNoManifest = errors.New("no manifest yet: the manifest step must run before this one")
+
+// artifact describes shard a's tarball, checked against the file on disk.
+func (r *Release) artifact(a *manifest.Shard) (publish.Object, error) {
+	obj, err := objectFor(r.dir(a.Target.ID), a.Release.Version, a.File)
+	if err != nil {
+		return obj, err
+	}
+	if obj.SHA256 != a.SHA256 || obj.Size != a.Size {
+		return obj, fmt.Errorf("%s is %d bytes sha256 %s, but its shard says %d bytes sha256 %s; rebuild it", obj.Path, obj.Size, obj.SHA256, a.Size, a.SHA256)
+	}
+	t := a.Target
+	obj.Kind, obj.Format = publish.KindArtifact, a.Format
+	obj.Target = target.Target{Python: t.Python, Accel: t.Accel, OS: t.OS, Arch: t.Arch}
+	obj.Revision, obj.Created = a.Release.Source.Commit, a.Release.Created
+	return obj, nil
+}
+
+// signature describes shard a's Sigstore bundle.
+func (r *Release) signature(a *manifest.Shard) (publish.Object, error) {
+	if a.Signature == nil {
+		return publish.Object{}, fmt.Errorf("%s is not signed; run fwrelease sign first", a.File)
+	}
+	obj, err := objectFor(r.dir(a.Target.ID), a.Release.Version, a.Signature.Bundle)
+	if err != nil {
+		return obj, err
+	}
+	t := a.Target
+	obj.Kind, obj.Signs = publish.KindSignature, publish.Key(a.Release.Version, a.File)
+	obj.Target = target.Target{Python: t.Python, Accel: t.Accel, OS: t.OS, Arch: t.Arch}
+	return obj, nil
+}
+
 // BuildStep builds every target into the release's dist.
 type BuildStep struct {
-	Builder *build.Builder
+	Builder Builder
 	Targets []target.Target
 	Release *Release
 }
@@ -83,31 +117,28 @@ func (s *BuildStep) Run(ctx context.Context) error {
 }
 
 // PreflightStep lets every channel refuse what it cannot take (GitHub's
-// 2 GiB limit) before anything is uploaded anywhere.
+// 2 GiB limit) before anything is uploaded anywhere. It needs the shards.
 type PreflightStep struct {
-	Publishers []publish.Publisher
-	Release    *Release
+	Channels publish.Publisher // every channel, as publish.Multi
+	Release  *Release
 }
 
 func (s *PreflightStep) String() string { return "check the artifacts fit every channel" }
 
 func (s *PreflightStep) Run(ctx context.Context) error {
+	pf, ok := s.Channels.(publish.Preflighter)
+	if !ok {
+		return nil
+	}
 	var objs []publish.Object
-	for _, a := range s.Release.Shards {
-		obj, err := objectFor(s.Release.dir(a.Target.ID), a.Release.Version, a.File)
+	for i := range s.Release.Shards {
+		obj, err := s.Release.artifact(&s.Release.Shards[i])
 		if err != nil {
 			return err
 		}
 		objs = append(objs, obj)
 	}
-	for _, p := range s.Publishers {
-		if pf, ok := p.(publish.Preflighter); ok {
-			if err := pf.Preflight(objs); err != nil {
-				return fmt.Errorf("%s: %w", p.Name(), err)
-			}
-		}
-	}
-	return nil
+	return pf.Preflight(objs)
 }
 
 // PublishStep puts every tarball (or, with Signatures, every tarball's
@@ -136,21 +167,19 @@ func (s *PublishStep) String() string {
 }
 
 func (s *PublishStep) Run(ctx context.Context) error {
+	_, references := s.Publisher.(publish.Referencer)
 	for i := range s.Release.Shards {
 		a := &s.Release.Shards[i]
-		file, urls := a.File, &a.URLs
-		if s.Signatures {
-			if a.Signature == nil {
-				return fmt.Errorf("%s is not signed; run fwrelease sign first", a.File)
-			}
-			file, urls = a.Signature.Bundle, &a.Signature.URLs
+		obj, err := s.Release.artifact(a)
+		if s.Signatures && err == nil {
+			obj, err = s.Release.signature(a)
 		}
-		obj, err := objectFor(s.Release.dir(a.Target.ID), a.Release.Version, file)
 		if err != nil {
 			return err
 		}
-		if !s.Signatures && (obj.SHA256 != a.SHA256 || obj.Size != a.Size) {
-			return fmt.Errorf("%s is %d bytes sha256 %s, but its shard says %d bytes sha256 %s; rebuild it", obj.Path, obj.Size, obj.SHA256, a.Size, a.SHA256)
+		urls := &a.URLs
+		if s.Signatures {
+			urls = &a.Signature.URLs
 		}
 		u, err := s.Publisher.Publish(ctx, obj)
 		if s.Signatures && errors.Is(err, publish.ErrExists) {
@@ -159,7 +188,13 @@ func (s *PublishStep) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", a.Target.ID, err)
 		}
-		if !contains(*urls, u) {
+		switch {
+		case u == "":
+		case references:
+			if !s.Signatures {
+				a.OCI = u
+			}
+		case !contains(*urls, u):
 			*urls = append(*urls, u)
 		}
 	}
@@ -209,7 +244,7 @@ func objectFor(dist, version, file string) (publish.Object, error) {
 	if err != nil {
 		return publish.Object{}, err
 	}
-	return publish.Object{Key: path.Join("v"+version, file), Path: p, Size: size, SHA256: sum}, nil
+	return publish.Object{Key: publish.Key(version, file), File: file, Version: version, Path: p, Size: size, SHA256: sum}, nil
 }
 
 // digests remembers each file's sha256 by path, size and mtime: a release
@@ -246,7 +281,7 @@ const ManifestFile = "manifest.json"
 // ManifestStep merges the shards into dist/manifest.json, signs it, and
 // publishes the signature and then the manifest. It runs after every
 // artifact and signature is in place, so the manifest never names a
-// missing file.
+// missing file; it needs the shards, and sets Release.Manifest.
 type ManifestStep struct {
 	Release    *Release
 	Signer     *sign.Signer  // nil: unsigned
@@ -279,15 +314,18 @@ func (s *ManifestStep) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	bobj := publish.Object{}
+	if s.Signer != nil {
+		if bobj, err = objectFor(s.Release.Dist, m.Version, bundleFile); err != nil {
+			return err
+		}
+		bobj.Kind, bobj.Signs = publish.KindSignature, mobj.Key
+	}
 	for _, p := range s.Publishers {
 		// The signature first: whoever finds the manifest finds its
 		// signature too.
 		if s.Signer != nil {
-			bobj, err := objectFor(s.Release.Dist, m.Version, bundleFile)
-			if err != nil {
-				return err
-			}
-			_, err = p.Publish(ctx, bobj)
+			_, err := p.Publish(ctx, bobj)
 			if errors.Is(err, publish.ErrExists) {
 				_, err = keepPublishedBundle(ctx, p, s.Verifier, bobj.Key, mobj.SHA256, err)
 			}
@@ -302,56 +340,67 @@ func (s *ManifestStep) Run(ctx context.Context) error {
 	return nil
 }
 
+// IndexStep ties the release's artifacts together on the channels that
+// index them (OCI's image index), once every artifact is published.
+type IndexStep struct {
+	Channels publish.Publisher // every channel, as publish.Multi
+	Release  *Release
+}
+
+func (s *IndexStep) String() string { return "index the artifacts" }
+
+func (s *IndexStep) Run(ctx context.Context) error {
+	ix, ok := s.Channels.(publish.Indexer)
+	if !ok || len(s.Release.Shards) == 0 {
+		return nil
+	}
+	return ix.PushIndex(ctx, s.Release.Shards[0].Release.Version)
+}
+
 // FinalizeStep makes each channel's release visible (GitHub un-drafts it),
-// after the manifest is in place and before latest moves.
+// after the manifest is in place and before latest moves. It needs the
+// manifest.
 type FinalizeStep struct {
-	Release    *Release
-	Publishers []publish.Publisher
+	Channels publish.Publisher // every channel, as publish.Multi
+	Release  *Release
 }
 
 func (s *FinalizeStep) String() string { return "publish the releases" }
 
 func (s *FinalizeStep) Run(ctx context.Context) error {
-	for _, p := range s.Publishers {
-		if f, ok := p.(publish.Finalizer); ok {
-			if err := f.Finalize(ctx, s.Release.Manifest.Version); err != nil {
-				return fmt.Errorf("%s: %w", p.Name(), err)
-			}
-		}
+	if s.Release.Manifest == nil {
+		return errNoManifest
+	}
+	if f, ok := s.Channels.(publish.Finalizer); ok {
+		return f.Finalize(ctx, s.Release.Manifest.Version)
 	}
 	return nil
 }
 
 // LatestStep moves each channel's latest.json to this release, last of
-// all, and only forward.
+// all, and only forward. It needs the manifest.
 type LatestStep struct {
-	Release    *Release
-	Publishers []publish.Publisher
-	Log        *slog.Logger
+	Channels publish.Publisher // every channel, as publish.Multi
+	Release  *Release
 }
 
 func (s *LatestStep) String() string { return "move latest" }
 
 func (s *LatestStep) Run(ctx context.Context) error {
 	m := s.Release.Manifest
-	body, err := manifest.Marshal(publish.Latest{Name: m.Name, Version: m.Version, Manifest: path.Join("v"+m.Version, ManifestFile)})
+	if m == nil {
+		return errNoManifest
+	}
+	lm, ok := s.Channels.(publish.LatestMover)
+	if !ok {
+		return nil
+	}
+	body, err := manifest.Marshal(publish.Latest{Name: m.Name, Version: m.Version, Manifest: publish.Key(m.Version, ManifestFile)})
 	if err != nil {
 		return err
 	}
-	for _, p := range s.Publishers {
-		lm, ok := p.(publish.LatestMover)
-		if !ok {
-			continue
-		}
-		moved, err := lm.MoveLatest(ctx, m.Version, body)
-		if err != nil {
-			return fmt.Errorf("%s: %w", p.Name(), err)
-		}
-		if !moved && s.Log != nil {
-			s.Log.Info("latest not moved: it already points at this or a newer version", "channel", p.Name())
-		}
-	}
-	return nil
+	_, err = lm.MoveLatest(ctx, m.Version, body)
+	return err
 }
 
 // checkSchema refuses to write a manifest that its consumers would reject.

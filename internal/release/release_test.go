@@ -1,0 +1,303 @@
+package release
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/runpod-workers/fwrelease/internal/build"
+	"github.com/runpod-workers/fwrelease/internal/manifest"
+	"github.com/runpod-workers/fwrelease/internal/publish"
+	"github.com/runpod-workers/fwrelease/internal/sign"
+	"github.com/runpod-workers/fwrelease/internal/target"
+)
+
+// fakeChannel is a channel in memory that records every call, in one log
+// shared by all channels, so a test can read the order a pipeline keeps.
+type fakeChannel struct {
+	name    string
+	calls   *[]string
+	store   map[string][]byte
+	uploads int
+	// failKey makes the next Publish of that key fail.
+	failKey string
+}
+
+var (
+	_ publish.Publisher   = (*fakeChannel)(nil)
+	_ publish.Reader      = (*fakeChannel)(nil)
+	_ publish.Preflighter = (*fakeChannel)(nil)
+	_ publish.Finalizer   = (*fakeChannel)(nil)
+	_ publish.LatestMover = (*fakeChannel)(nil)
+)
+
+func newFake(name string, calls *[]string) *fakeChannel {
+	return &fakeChannel{name: name, calls: calls, store: map[string][]byte{}}
+}
+
+func (f *fakeChannel) Name() string { return f.name }
+
+func (f *fakeChannel) log(format string, args ...any) {
+	*f.calls = append(*f.calls, f.name+" "+fmt.Sprintf(format, args...))
+}
+
+func (f *fakeChannel) Publish(_ context.Context, obj publish.Object) (string, error) {
+	f.log("publish %s", obj.File)
+	if obj.Key == f.failKey {
+		f.failKey = ""
+		return "", errors.New("connection reset")
+	}
+	data, err := os.ReadFile(obj.Path)
+	if err != nil {
+		return "", err
+	}
+	if have, ok := f.store[obj.Key]; ok {
+		if !bytes.Equal(have, data) {
+			return "", publish.ErrExists
+		}
+		return f.URL(obj.Key), nil
+	}
+	f.store[obj.Key] = data
+	f.uploads++
+	return f.URL(obj.Key), nil
+}
+
+func (f *fakeChannel) URL(key string) string { return "https://" + f.name + ".example/" + key }
+
+func (f *fakeChannel) Fetch(_ context.Context, key string) (io.ReadCloser, error) {
+	return io.NopCloser(bytes.NewReader(f.store[key])), nil
+}
+
+func (f *fakeChannel) Preflight(objs []publish.Object) error {
+	f.log("preflight %d", len(objs))
+	return nil
+}
+
+func (f *fakeChannel) Finalize(_ context.Context, version string) error {
+	f.log("finalize %s", version)
+	return nil
+}
+
+func (f *fakeChannel) MoveLatest(_ context.Context, version string, _ []byte) (bool, error) {
+	f.log("latest %s", version)
+	return true, nil
+}
+
+var targets = []manifest.Target{
+	{ID: "py3.11-cpu-linux-x86_64", Python: "3.11", Accel: "cpu", OS: "linux", Arch: "x86_64"},
+	{ID: "py3.12-cpu-linux-x86_64", Python: "3.12", Accel: "cpu", OS: "linux", Arch: "x86_64"},
+}
+
+// built writes what `fwrelease build` leaves: a tarball and a shard per
+// target (the tarballs' bytes do not matter to the pipeline).
+func built(t *testing.T, dir string) {
+	t.Helper()
+	os.MkdirAll(filepath.Join(dir, "shards"), 0o755)
+	for _, tg := range targets {
+		file := "flash-worker-v1.2.0-py" + tg.Python + "-linux-x86_64.tar.gz"
+		data := []byte("tarball of " + tg.ID)
+		if err := os.WriteFile(filepath.Join(dir, file), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(data)
+		s := manifest.Shard{
+			Artifact: manifest.Artifact{Target: tg, File: file, Format: "tar+gzip", StripComponents: 1,
+				Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]), URLs: []string{}},
+			Release: manifest.Release{Name: "flash-worker", Version: "1.2.0", Created: "2026-01-01T00:00:00Z",
+				Source: manifest.Source{Repository: "runpod-workers/flash", Commit: strings.Repeat("a", 40), Tag: "v1.2.0"}},
+		}
+		if err := manifest.WriteFile(filepath.Join(dir, "shards", tg.ID+".json"), s); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// keyed makes a key, and the checker a re-run keeps signatures with.
+func keyed(t *testing.T, chans ...publish.Publisher) Publishing {
+	t.Helper()
+	sv, err := sign.Ephemeral()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := sign.New(context.Background(), sv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := s.PublicKeyPEM()
+	v, err := sign.NewKeyVerifier(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Publishing{Channels: chans, Signer: s, Verifier: v}
+}
+
+func readRelease(t *testing.T, dir string) *Release {
+	t.Helper()
+	shards, err := manifest.ReadShards(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Release{Dist: dir, Shards: shards}
+}
+
+func run(t *testing.T, r *Release, p Publishing) error {
+	t.Helper()
+	return Run(context.Background(), discard, PublishOnly(r, p))
+}
+
+var discard = slog.New(slog.DiscardHandler)
+
+// The pipeline's order is the contract: every artifact on every channel,
+// then the signatures, then the manifest (its signature first), then the
+// releases made visible, then latest.
+func TestPublishOrder(t *testing.T) {
+	dir := t.TempDir()
+	built(t, dir)
+	var calls []string
+	a, b := newFake("a", &calls), newFake("b", &calls)
+	p := keyed(t, a, b)
+	r := readRelease(t, dir)
+
+	var names []string
+	for _, s := range PublishOnly(r, p) {
+		names = append(names, s.String())
+	}
+	wantSteps := []string{"sign artifacts", "check the artifacts fit every channel",
+		"publish artifacts to a", "publish artifacts to b", "publish signatures to a", "publish signatures to b",
+		"index the artifacts", "write, sign and publish the manifest", "publish the releases", "move latest"}
+	if !slices.Equal(names, wantSteps) {
+		t.Errorf("steps:\n%s\nwant:\n%s", strings.Join(names, "\n"), strings.Join(wantSteps, "\n"))
+	}
+
+	if err := run(t, r, p); err != nil {
+		t.Fatal(err)
+	}
+	f1, f2 := "flash-worker-v1.2.0-py3.11-linux-x86_64.tar.gz", "flash-worker-v1.2.0-py3.12-linux-x86_64.tar.gz"
+	want := []string{
+		"a preflight 2", "b preflight 2",
+		"a publish " + f1, "a publish " + f2, "b publish " + f1, "b publish " + f2,
+		"a publish " + f1 + ".sigstore.json", "a publish " + f2 + ".sigstore.json",
+		"b publish " + f1 + ".sigstore.json", "b publish " + f2 + ".sigstore.json",
+		"a publish manifest.json.sigstore.json", "a publish manifest.json",
+		"b publish manifest.json.sigstore.json", "b publish manifest.json",
+		"a finalize 1.2.0", "b finalize 1.2.0", "a latest 1.2.0", "b latest 1.2.0",
+	}
+	if !slices.Equal(calls, want) {
+		t.Errorf("calls:\n%s\nwant:\n%s", strings.Join(calls, "\n"), strings.Join(want, "\n"))
+	}
+	art := r.Manifest.Artifacts[0]
+	if !slices.Equal(art.URLs, []string{a.URL("v1.2.0/" + f1), b.URL("v1.2.0/" + f1)}) {
+		t.Errorf("urls %v", art.URLs)
+	}
+	if art.Signature == nil || len(art.Signature.URLs) != 2 {
+		t.Errorf("signature %+v", art.Signature)
+	}
+}
+
+// A failure in the middle (a dropped upload of a signature on the second
+// channel) stops the release before the manifest: no channel shows a
+// manifest or a moved latest. The same command run again converges,
+// re-uploading nothing that is already there.
+func TestFailureInTheMiddleThenRerun(t *testing.T) {
+	dir := t.TempDir()
+	built(t, dir)
+	var calls []string
+	a, b := newFake("a", &calls), newFake("b", &calls)
+	b.failKey = "v1.2.0/flash-worker-v1.2.0-py3.12-linux-x86_64.tar.gz.sigstore.json"
+	p := keyed(t, a, b)
+
+	err := run(t, readRelease(t, dir), p)
+	if err == nil || !strings.Contains(err.Error(), "publish signatures to b: py3.12-cpu-linux-x86_64: connection reset") {
+		t.Fatalf("error %v", err)
+	}
+	for _, c := range calls {
+		if strings.Contains(c, "manifest.json") || strings.Contains(c, "finalize") || strings.Contains(c, "latest") {
+			t.Errorf("after the failure: %s", c)
+		}
+	}
+	if _, ok := a.store["v1.2.0/manifest.json"]; ok {
+		t.Error("a shows a manifest of a half-published release")
+	}
+
+	before := a.uploads + b.uploads
+	calls = nil
+	r := readRelease(t, dir)
+	if err := run(t, r, p); err != nil {
+		t.Fatalf("re-run: %v", err)
+	}
+	// Only what was missing is uploaded: b's last signature, and each
+	// channel's manifest and its signature.
+	if n := a.uploads + b.uploads - before; n != 5 {
+		t.Errorf("the re-run uploaded %d objects, want 5", n)
+	}
+	if !slices.Contains(calls, "b latest 1.2.0") || r.Manifest == nil {
+		t.Errorf("the re-run did not finish: %v", calls)
+	}
+}
+
+// Re-running a finished release with new signatures (signing differs run
+// to run) keeps the published ones, which are valid, and changes nothing.
+func TestRerunKeepsPublishedSignatures(t *testing.T) {
+	dir := t.TempDir()
+	built(t, dir)
+	var calls []string
+	a := newFake("a", &calls)
+	p := keyed(t, a)
+	first := readRelease(t, dir)
+	if err := run(t, first, p); err != nil {
+		t.Fatal(err)
+	}
+	published := a.store["v1.2.0/flash-worker-v1.2.0-py3.11-linux-x86_64.tar.gz.sigstore.json"]
+	uploads := a.uploads
+
+	// Sign everything again, with the same key: other bytes.
+	second := readRelease(t, dir)
+	if err := Run(context.Background(), discard, Full(second, noBuild{}, nil, p)); err != nil {
+		t.Fatalf("re-run: %v", err)
+	}
+	if a.uploads != uploads {
+		t.Errorf("the re-run uploaded %d objects", a.uploads-uploads)
+	}
+	if !bytes.Equal(a.store["v1.2.0/flash-worker-v1.2.0-py3.11-linux-x86_64.tar.gz.sigstore.json"], published) {
+		t.Error("the published signature was replaced")
+	}
+	if !slices.Equal(first.Manifest.Artifacts[0].URLs, second.Manifest.Artifacts[0].URLs) {
+		t.Errorf("urls changed: %v then %v", first.Manifest.Artifacts[0].URLs, second.Manifest.Artifacts[0].URLs)
+	}
+
+	// A signature by another key is not kept: the published one does not
+	// verify with the new key.
+	err := Run(context.Background(), discard, Full(readRelease(t, dir), noBuild{}, nil, keyed(t, a)))
+	if !errors.Is(err, publish.ErrExists) || !strings.Contains(err.Error(), "not a valid signature") {
+		t.Errorf("another key's re-run: %v", err)
+	}
+}
+
+// noBuild stands for the build step when the tarballs are already there.
+type noBuild struct{}
+
+func (noBuild) Build(context.Context, []target.Target) ([]build.Result, error) { return nil, nil }
+
+// Steps that need the manifest say so rather than fail obscurely.
+func TestStepsNeedTheManifest(t *testing.T) {
+	var calls []string
+	ch := publish.Multi(nil, newFake("a", &calls))
+	for _, s := range []Step{&FinalizeStep{Channels: ch, Release: &Release{}}, &LatestStep{Channels: ch, Release: &Release{}}} {
+		if err := s.Run(context.Background()); !errors.Is(err, errNoManifest) {
+			t.Errorf("%s without a manifest: %v", s, err)
+		}
+	}
+	if len(calls) != 0 {
+		t.Errorf("calls %v", calls)
+	}
+}
