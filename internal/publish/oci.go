@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -76,20 +77,20 @@ type ociStore interface {
 // NewOCIRegistry pushes to a registry, with credentials from the Docker
 // config and credential helpers. plainHTTP is for loopback registries.
 func NewOCIRegistry(repository string, plainHTTP, allowInsecure bool) (*OCI, error) {
+	host, _, _ := strings.Cut(repository, "/")
+	scheme, err := insecure.RegistryScheme(host, plainHTTP, allowInsecure)
+	if err != nil {
+		return nil, fmt.Errorf("publish.oci.plain_http for %s: %w", repository, err)
+	}
 	var opts []name.Option
-	if plainHTTP {
-		host, _, _ := strings.Cut(repository, "/")
-		h, _, _ := strings.Cut(host, ":")
-		if !allowInsecure || !insecure.IsLoopback(h) {
-			return nil, fmt.Errorf("publish.oci.plain_http for %s: plain http needs --allow-insecure and a loopback registry", repository)
-		}
+	if scheme == "http" {
 		opts = append(opts, name.Insecure)
 	}
 	repo, err := name.NewRepository(repository, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("publish.oci.repository %q: %w", repository, err)
 	}
-	return &OCI{Repository: repo.Name(), store: &registryStore{repo: repo}}, nil
+	return &OCI{Repository: repo.Name(), store: &registryStore{repo: repo, transport: insecure.Transport(remote.DefaultTransport, scheme)}}, nil
 }
 
 // NewOCILayout writes an OCI image layout in dir.
@@ -276,11 +277,12 @@ func opener(path string) func() (io.ReadCloser, error) {
 
 // registryStore talks to a registry with go-containerregistry.
 type registryStore struct {
-	repo name.Repository
+	repo      name.Repository
+	transport http.RoundTripper // insecure.Transport: https, or http to loopback without credentials
 }
 
 func (r *registryStore) opts(ctx context.Context) []remote.Option {
-	return []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}
+	return []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain), remote.WithTransport(r.transport)}
 }
 
 func (r *registryStore) writeBlob(ctx context.Context, digest v1.Hash, size int64, mediaType string, open func() (io.ReadCloser, error)) error {

@@ -46,17 +46,23 @@ func (o Options) openOCI(ctx context.Context, ref string) (*ociSource, error) {
 	if info, err := os.Stat(repo); err == nil && info.IsDir() {
 		return openLayout(repo, h)
 	}
+	// A reference carries no plain_http: --allow-insecure asks for it, and
+	// RegistryScheme grants it to loopback only.
 	var opts []name.Option
 	host, _, _ := strings.Cut(repo, "/")
-	hostname, _, _ := strings.Cut(host, ":")
-	if o.AllowInsecure && insecure.IsLoopback(hostname) {
+	scheme, err := insecure.RegistryScheme(host, o.AllowInsecure, o.AllowInsecure)
+	if err != nil {
+		scheme = "https"
+	}
+	if scheme == "http" {
 		opts = append(opts, name.Insecure)
 	}
 	d, err := name.NewDigest(ref, opts...)
 	if err != nil {
 		return nil, err
 	}
-	ropts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)}
+	ropts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain),
+		remote.WithTransport(insecure.Transport(remote.DefaultTransport, scheme))}
 	desc, err := remote.Get(d, ropts...)
 	if err != nil {
 		return nil, err
