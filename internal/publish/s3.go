@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"path"
@@ -74,13 +75,29 @@ func (p *S3) Publish(ctx context.Context, obj Object) (string, error) {
 		p.logger().Debug("already published", "object", where)
 		return p.URL(obj.Key), nil
 	}
+	refused := func(have string) error {
+		return fmt.Errorf("publishing %s to %s: %w (there: sha256 %s, ours: sha256 %s); pass --replace to overwrite", obj.Key, where, ErrExists, have, obj.SHA256)
+	}
 	if exists && !p.Replace {
-		return "", fmt.Errorf("publishing %s to %s: %w (there: sha256 %s, ours: sha256 %s); pass --replace to overwrite", obj.Key, where, ErrExists, have, obj.SHA256)
+		return "", refused(have)
 	}
 	if obj.Size > p.threshold() {
 		err = p.multipart(ctx, key, obj, exists)
 	} else {
 		err = p.put(ctx, key, obj, exists)
+	}
+	if isPreconditionFailed(err) {
+		// The SDK retries a write whose response was lost; the retry then
+		// meets the object the first attempt stored. Ours if it holds our
+		// digest; someone else's otherwise.
+		if have, ok, herr := p.remoteSHA256(ctx, key); herr == nil && ok {
+			if have != obj.SHA256 {
+				return "", refused(have)
+			}
+			p.logger().Warn("a conditional write was refused, but the object holds our bytes (a retried write whose first response was lost)", "object", where)
+			p.Uploaded += obj.Size
+			err = nil
+		}
 	}
 	if err != nil {
 		return "", fmt.Errorf("uploading %s to %s: %w", obj.Path, where, err)
@@ -341,7 +358,32 @@ func (p *S3) MoveLatest(ctx context.Context, version string, body []byte) (bool,
 		in.IfMatch = cur.ETag
 	}
 	if _, err := p.Client.PutObject(ctx, in); err != nil {
+		if isPreconditionFailed(err) && p.holds(ctx, key, body) {
+			return true, nil // a retried write whose first response was lost
+		}
 		return false, fmt.Errorf("moving s3://%s/%s to %s: %w", p.Bucket, key, version, err)
 	}
 	return true, nil
+}
+
+// holds reports whether key reads back as exactly body.
+func (p *S3) holds(ctx context.Context, key string, body []byte) bool {
+	r, err := p.get(ctx, key)
+	if err != nil {
+		return false
+	}
+	defer r.Close()
+	data, err := io.ReadAll(io.LimitReader(r, int64(len(body))+1))
+	return err == nil && bytes.Equal(data, body)
+}
+
+// isPreconditionFailed recognises S3's 412: an If-None-Match or If-Match
+// write that found the object already there, or changed.
+func isPreconditionFailed(err error) bool {
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode() == "PreconditionFailed" {
+		return true
+	}
+	var re interface{ HTTPStatusCode() int }
+	return errors.As(err, &re) && re.HTTPStatusCode() == http.StatusPreconditionFailed
 }
