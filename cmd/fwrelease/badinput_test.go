@@ -54,6 +54,16 @@ func TestBadInputs(t *testing.T) {
 			os.Symlink("../secrets", filepath.Join(src, "linkdir"))
 		}, config: func(c string) string { return strings.Replace(c, `"src/*.py"`, `"linkdir/*"`, 1) },
 			line: `fwrelease: build: building py3.1X-cpu-linux-x86_64: staging files: files[0].src "linkdir/*": linkdir/creds leaves the project directory $SRC: statat linkdir/creds: path escapes from parent`},
+		{name: "bundled archive writing through its own symlink", mutate: func(t *testing.T, src string) {
+			os.MkdirAll(filepath.Join(src, "..", "outside"), 0o755)
+			os.WriteFile(filepath.Join(src, "python.tar.gz"), gzipTar(t, []*tar.Header{
+				{Name: "python/", Typeflag: tar.TypeDir, Mode: 0o755},
+				{Name: "python/escape", Typeflag: tar.TypeSymlink, Linkname: filepath.Join(src, "..", "outside")},
+				{Name: "python/escape/PWNED", Typeflag: tar.TypeReg, Mode: 0o644},
+			}), 0o644)
+		}, config: func(c string) string {
+			return strings.Replace(c, "layout: overlay", "layout: bundled\nbundled: {archive: python.tar.gz}", 1)
+		}, line: "fwrelease: build: building py3.1X-cpu-linux-x86_64: adding the interpreter: bundled.archive $SRC/python.tar.gz: handling file: python/escape/PWNED: mkdirat escape: statat escape: path escapes from parent"},
 		{name: "special file", mutate: func(t *testing.T, src string) {
 			syscall.Mkfifo(filepath.Join(src, "src", "pipe.py"), 0o644)
 		}, line: "fwrelease: build: building py3.1X-cpu-linux-x86_64: staging files: files[0]: $SRC/src/pipe.py is a special file (p---------); only files, directories and symlinks can be packed"},
@@ -97,6 +107,9 @@ func TestBadInputs(t *testing.T) {
 			}
 			if _, err := os.Stat(filepath.Join(dist, "manifest.json")); err == nil {
 				t.Error("a failed release left dist/manifest.json")
+			}
+			if _, err := os.Stat(filepath.Join(dir, "outside", "PWNED")); err == nil {
+				t.Error("an archive wrote outside its directory")
 			}
 		})
 	}
