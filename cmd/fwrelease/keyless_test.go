@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -61,8 +62,22 @@ func TestKeylessReleaseVerifies(t *testing.T) {
 	}
 
 	// A re-run converges: new signatures differ, the published ones stay.
+	mirror := filepath.Join(dir, "mirror", "v1.2.0")
+	published := map[string][]byte{}
+	for _, name := range []string{filepath.Base(tarball) + ".sigstore.json", "manifest.json.sigstore.json", "manifest.json"} {
+		published[name] = readFile(t, filepath.Join(mirror, name))
+	}
+	firstBundle := readFile(t, tarball+".sigstore.json")
 	if r := run(t, dir, env, "--config", cfg, "--dist", dist, "--allow-insecure", "release", "--target", "py3.11-cpu-linux-x86_64"); r.code != 0 {
 		t.Errorf("keyless re-run: %s", r.stderr)
+	}
+	if bytes.Equal(readFile(t, tarball+".sigstore.json"), firstBundle) {
+		t.Error("the re-run's signature is byte-identical to the first; the test cannot tell kept from replaced")
+	}
+	for name, before := range published {
+		if !bytes.Equal(readFile(t, filepath.Join(mirror, name)), before) {
+			t.Errorf("the re-run replaced the published %s", name)
+		}
 	}
 
 	// Without the Actions token, a clear message.

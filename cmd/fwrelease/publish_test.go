@@ -65,8 +65,11 @@ func TestReleaseToLocalAndS3(t *testing.T) {
 	skipShort(t)
 	srv := testserver.StartS3(t, "releases")
 	s3c := publicRead(t, srv, "releases")
+	// Every request to S3 goes through a recorder, so the re-run below is
+	// judged by what reached the server.
+	rec := testserver.Record(t, srv.Endpoint)
 	dir := t.TempDir()
-	cfg, pub := releaseConfig(t, dir, srv.Endpoint)
+	cfg, pub := releaseConfig(t, dir, rec.URL)
 	dist := filepath.Join(dir, "dist")
 	env := append(srv.Env(), "GITHUB_SHA="+fixedCommit)
 
@@ -93,7 +96,7 @@ func TestReleaseToLocalAndS3(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, a := range m.Artifacts {
-		if len(a.URLs) != 2 || !strings.HasPrefix(a.URLs[0], "file://") || a.URLs[1] != srv.Endpoint+"/releases/flash-worker/v1.2.0/"+a.File {
+		if len(a.URLs) != 2 || !strings.HasPrefix(a.URLs[0], "file://") || a.URLs[1] != rec.URL+"/releases/flash-worker/v1.2.0/"+a.File {
 			t.Errorf("%s: urls %v", a.Target.ID, a.URLs)
 		}
 		if a.Signature == nil || len(a.Signature.URLs) != 2 {
@@ -119,18 +122,29 @@ func TestReleaseToLocalAndS3(t *testing.T) {
 	}
 
 	// Everything verifies on both channels, over plain loopback HTTP for S3.
-	v := run(t, dir, nil, "--allow-insecure", "verify", srv.Endpoint+"/releases/flash-worker/v1.2.0/manifest.json", "--key", pub)
+	v := run(t, dir, nil, "--allow-insecure", "verify", rec.URL+"/releases/flash-worker/v1.2.0/manifest.json", "--key", pub)
 	if v.code != 0 || strings.Count(v.stdout, " ok ") != 8 {
 		t.Errorf("verify: exit %d\n%s%s", v.code, v.stdout, v.stderr)
 	}
 
-	// A re-run converges without transferring a byte of any artifact.
+	// A re-run converges without transferring a byte of any artifact: the
+	// server sees no PUT or POST at all.
+	if len(rec.Writes()) < 10 {
+		t.Fatalf("the recorder saw %d writes of the first release; the re-run check below would check nothing", len(rec.Writes()))
+	}
+	rec.Reset()
 	r = run(t, dir, env, "--config", cfg, "--dist", dist, "--allow-insecure", "release")
 	if r.code != 0 {
 		t.Fatalf("re-run: exit %d\n%s", r.code, r.stderr)
 	}
+	for _, q := range rec.Writes() {
+		t.Errorf("the re-run sent S3 %s %s?%s", q.Method, q.Path, q.Query.Encode())
+	}
+	if len(rec.Requests()) == 0 {
+		t.Error("the re-run sent S3 nothing; it cannot have checked what is there")
+	}
 	if n := strings.Count(r.stderr, "msg=uploaded"); n != 0 {
-		t.Errorf("the re-run uploaded %d objects:\n%s", n, r.stderr)
+		t.Errorf("the re-run logged %d uploads:\n%s", n, r.stderr)
 	}
 
 	// latest.json never moves backwards.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -29,22 +30,45 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	f, _ := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
 	fmt.Fprintf(f, "  github: {owner: runpod-workers, repo: flash, api_url: %q, upload_url: %q}\n", gh.APIURL(), gh.UploadURL())
 	f.Close()
+	// The release key is encrypted with the password, so signing reads it;
+	// another key is encrypted with some other password, so decrypting it
+	// fails with the password in hand.
+	releaseKey := filepath.Join(dir, "src", "release.key")
+	writeEncryptedKey(t, releaseKey, password)
+	otherKey := filepath.Join(dir, "other.key")
+	writeEncryptedKey(t, otherKey, "not the password")
 	dist := filepath.Join(dir, "dist")
 	env := []string{"GITHUB_SHA=" + fixedCommit, "GITHUB_TOKEN=" + ghToken, "AWS_ACCESS_KEY_ID=" + srv.AccessKey, "AWS_SECRET_ACCESS_KEY=" + awsKey, "AWS_REGION=us-east-1", "COSIGN_PASSWORD=" + password}
+	tarball := filepath.Join(dist, "flash-worker-v1.2.0-py3.11-linux-x86_64.tar.gz")
 
-	for _, args := range [][]string{
-		{"-v", "--config", cfg, "--dist", dist, "--allow-insecure", "release"},                                      // S3 refuses the key, GitHub the token
-		{"-v", "--config", cfg, "--dist", dist, "--allow-insecure", "publish", "--to", "github"},                    // GitHub alone
-		{"-v", "--config", cfg, "--dist", dist, "sign", "--key", filepath.Join(dir, "missing-cosign.key")},          // a key that is not there
-		{"-v", "--config", cfg, "--dist", dist, "--allow-insecure", "publish", "--to", "s3", "--key", "env://NOPE"}, // an empty key variable
+	for _, tt := range []struct {
+		args []string
+		want string // in stderr: the failure the command must reach
+	}{
+		// Signs with the encrypted key, then S3 refuses the secret key
+		// and GitHub the token.
+		{[]string{"-v", "--config", cfg, "--dist", dist, "--allow-insecure", "release", "--target", "py3.11-cpu-linux-x86_64"}, "s3"},
+		{[]string{"-v", "--config", cfg, "--dist", dist, "--allow-insecure", "publish", "--to", "github"}, "github"},
+		{[]string{"-v", "--config", cfg, "--dist", dist, "sign", "--key", otherKey}, "decrypt"},
+		{[]string{"-v", "--config", cfg, "--dist", dist, "sign", "--key", filepath.Join(dir, "missing-cosign.key")}, "missing-cosign.key"},
+		{[]string{"-v", "--config", cfg, "--dist", dist, "--allow-insecure", "publish", "--to", "s3", "--key", "env://NOPE"}, "NOPE"},
 	} {
-		r := run(t, dir, env, args...)
+		r := run(t, dir, env, tt.args...)
 		if r.code == 0 {
-			t.Errorf("%v succeeded; the test wants failures", args)
+			t.Errorf("%v succeeded; the test wants failures", tt.args)
+		}
+		if !strings.Contains(strings.ToLower(r.stderr), strings.ToLower(tt.want)) {
+			t.Errorf("%v failed without reaching the %q failure the test is about:\n%s", tt.args, tt.want, r.stderr)
 		}
 		for _, secret := range []string{ghToken, awsKey, password} {
 			if strings.Contains(r.stdout+r.stderr, secret) {
-				t.Errorf("%v printed a secret:\n%s%s", args, r.stdout, r.stderr)
+				t.Errorf("%v printed a secret:\n%s%s", tt.args, r.stdout, r.stderr)
+			}
+		}
+		if slices.Contains(tt.args, "release") {
+			// The release got past signing: the password was read.
+			if _, err := os.Stat(tarball + ".sigstore.json"); err != nil {
+				t.Errorf("the release did not sign with the encrypted key, so it never read COSIGN_PASSWORD: %v", err)
 			}
 		}
 	}
@@ -110,4 +134,20 @@ func TestEchoedSecretsRedacted(t *testing.T) {
 		}
 		noSecret("sign --keyless", r, ss.RequestToken, "eyJhbGciOiJSUzI1NiJ9.")
 	})
+}
+
+// writeEncryptedKey writes a private key encrypted with password, in the
+// format cosign generate-key-pair writes.
+func writeEncryptedKey(t *testing.T, path, password string) {
+	t.Helper()
+	priv, _, err := cryptoutils.GeneratePEMEncodedECDSAKeyPair(elliptic.P256(), cryptoutils.StaticPasswordFunc([]byte(password)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(priv), "ENCRYPTED") {
+		t.Fatalf("the key is not encrypted:\n%s", priv)
+	}
+	if err := os.WriteFile(path, priv, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
