@@ -1,5 +1,6 @@
 // Package manifest is the release manifest that the SDK's injection
-// generator consumes (DESIGN §7), and the per-target shards it is merged from.
+// generator consumes, and the per-target shards it is merged from; the
+// format is docs/manifest.md.
 // It imports nothing else of fwrelease, so consumers can depend on it alone.
 package manifest
 
@@ -34,15 +35,30 @@ type Source struct {
 
 // Artifact is one target's tarball.
 type Artifact struct {
-	Target          Target     `json:"target"`
-	File            string     `json:"file"`
-	Format          string     `json:"format"`
-	StripComponents int        `json:"strip_components"`
-	Size            int64      `json:"size"`
-	SHA256          string     `json:"sha256"`
-	URLs            []string   `json:"urls"`
-	OCI             string     `json:"oci,omitempty"`
-	Signature       *Signature `json:"signature,omitempty"`
+	Target          Target   `json:"target"`
+	File            string   `json:"file"`
+	Format          string   `json:"format"`
+	StripComponents int      `json:"strip_components"`
+	Size            int64    `json:"size"`
+	SHA256          string   `json:"sha256"`
+	URLs            []string `json:"urls"`
+	// Channels names the channel each of URLs was published to, by channel
+	// name: {"s3": "https://…"}. It sits beside urls so that readers of
+	// urls alone see no change.
+	Channels  map[string]string `json:"channels,omitempty"`
+	OCI       string            `json:"oci,omitempty"`
+	Signature *Signature        `json:"signature,omitempty"`
+}
+
+// ChannelOf names the channel u was published to, as the manifest records
+// it; "" when it does not (a manifest written before it recorded channels).
+func (a *Artifact) ChannelOf(u string) string {
+	for ch, cu := range a.Channels {
+		if cu == u {
+			return ch
+		}
+	}
+	return ""
 }
 
 type Target struct {

@@ -21,6 +21,7 @@ func shard(id, sha string) Shard {
 			Size:            1234,
 			SHA256:          sha,
 			URLs:            []string{"https://example.com/v1.2.0/flash-worker-v1.2.0-py" + py + "-linux-x86_64.tar.gz"},
+			Channels:        map[string]string{"s3": "https://example.com/v1.2.0/flash-worker-v1.2.0-py" + py + "-linux-x86_64.tar.gz"},
 		},
 		Release: Release{Name: "flash-worker", Version: "1.2.0", Source: Source{Repository: "runpod-workers/flash", Commit: "0123456789abcdef0123456789abcdef01234567", Tag: "v1.2.0"}, Created: "2026-01-01T00:00:00Z"},
 	}

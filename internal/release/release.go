@@ -194,8 +194,16 @@ func (s *PublishStep) Run(ctx context.Context) error {
 			if !s.Signatures {
 				a.OCI = u
 			}
-		case !contains(*urls, u):
-			*urls = append(*urls, u)
+		default:
+			if !contains(*urls, u) {
+				*urls = append(*urls, u)
+			}
+			if !s.Signatures {
+				if a.Channels == nil {
+					a.Channels = map[string]string{}
+				}
+				a.Channels[s.Publisher.Name()] = u
+			}
 		}
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -198,6 +199,9 @@ func TestPublishOrder(t *testing.T) {
 	art := r.Manifest.Artifacts[0]
 	if !slices.Equal(art.URLs, []string{a.URL("v1.2.0/" + f1), b.URL("v1.2.0/" + f1)}) {
 		t.Errorf("urls %v", art.URLs)
+	}
+	if want := map[string]string{"a": art.URLs[0], "b": art.URLs[1]}; !maps.Equal(art.Channels, want) {
+		t.Errorf("channels %v, want %v", art.Channels, want)
 	}
 	if art.Signature == nil || len(art.Signature.URLs) != 2 {
 		t.Errorf("signature %+v", art.Signature)

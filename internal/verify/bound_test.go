@@ -38,7 +38,7 @@ func TestDownloadStopsAfterManifestSize(t *testing.T) {
 	client := &http.Client{Transport: countingTransport{http.DefaultTransport, &read}, Timeout: 20 * time.Second}
 	o := Options{AllowInsecure: true, HTTP: client}
 	a := manifest.Artifact{Size: int64(len(tarball)), SHA256: hex.EncodeToString(sum[:])}
-	c := o.artifact(context.Background(), &manifest.Manifest{Version: "1.2.0"}, a, 0, srv.URL+"/x.tar.gz")
+	c := o.artifact(context.Background(), &manifest.Manifest{Version: "1.2.0"}, a, srv.URL+"/x.tar.gz")
 	want := fmt.Sprintf("more than the manifest's %d bytes; stopped reading there", a.Size)
 	if c.OK || c.Error != want {
 		t.Errorf("check = %+v, want the error %q", c, want)

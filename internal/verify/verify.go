@@ -1,7 +1,7 @@
 // Package verify checks a published release the way a consumer would meet
 // it: the manifest's signature, then every artifact on every channel,
 // downloaded as a stream and checked for size, digest, signature, a safe
-// layout and the version stamped inside (DESIGN §8).
+// layout and the version stamped inside (docs/cli.md).
 package verify
 
 import (
@@ -84,12 +84,12 @@ func Release(ctx context.Context, ref string, o Options) (*manifest.Manifest, []
 	var checks []Check
 	failed := false
 	for _, a := range m.Artifacts {
-		for i, u := range a.URLs {
-			ch := channelOf(u)
+		for _, u := range a.URLs {
+			ch := channelOf(&a, u)
 			if !o.wanted(ch) {
 				continue
 			}
-			c := o.artifact(ctx, m, a, i, u)
+			c := o.artifact(ctx, m, a, u)
 			c.Channel = ch
 			failed = failed || !c.OK
 			checks = append(checks, c)
@@ -121,8 +121,13 @@ func (o Options) wanted(channel string) bool {
 	return false
 }
 
-// channelOf names the channel a URL belongs to, for reports and --channel.
-func channelOf(u string) string {
+// channelOf names the channel a URL belongs to, for reports and --channel:
+// the one the manifest records, or, in a manifest written before it recorded
+// channels, the one the URL's shape says.
+func channelOf(a *manifest.Artifact, u string) string {
+	if ch := a.ChannelOf(u); ch != "" {
+		return ch
+	}
 	switch {
 	case strings.HasPrefix(u, "file://"):
 		return "local"
@@ -132,7 +137,7 @@ func channelOf(u string) string {
 	return "s3"
 }
 
-func (o Options) artifact(ctx context.Context, m *manifest.Manifest, a manifest.Artifact, i int, u string) Check {
+func (o Options) artifact(ctx context.Context, m *manifest.Manifest, a manifest.Artifact, u string) Check {
 	c := Check{Target: a.Target.ID, URL: u, Signature: "unchecked"}
 	body, err := o.open(ctx, u)
 	if err != nil {
@@ -141,12 +146,32 @@ func (o Options) artifact(ctx context.Context, m *manifest.Manifest, a manifest.
 	}
 	defer body.Close()
 	bundle := func() ([]byte, error) {
-		if a.Signature == nil || len(a.Signature.URLs) == 0 {
-			return nil, errMissingSignature
+		su, err := signatureBeside(a, u)
+		if err != nil {
+			return nil, err
 		}
-		return o.fetchAll(ctx, a.Signature.URLs[min(i, len(a.Signature.URLs)-1)])
+		return o.fetchAll(ctx, su)
 	}
 	return o.check(c, m, a, body, bundle)
+}
+
+// signatureBeside pairs an artifact's URL with its signature's by name: the
+// signature URL in the same place whose last segment is the bundle's name.
+func signatureBeside(a manifest.Artifact, u string) (string, error) {
+	if a.Signature == nil || len(a.Signature.URLs) == 0 {
+		return "", errMissingSignature
+	}
+	dir := u[:strings.LastIndex(u, "/")+1]
+	for _, su := range a.Signature.URLs {
+		rest, ok := strings.CutPrefix(su, dir)
+		if !ok || strings.Contains(rest, "/") {
+			continue
+		}
+		if name, err := url.PathUnescape(rest); err == nil && name == a.Signature.Bundle {
+			return su, nil
+		}
+	}
+	return "", fmt.Errorf("the manifest lists no signature %s beside %s", a.Signature.Bundle, u)
 }
 
 func (o Options) ociArtifact(ctx context.Context, m *manifest.Manifest, a manifest.Artifact) Check {
