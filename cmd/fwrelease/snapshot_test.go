@@ -184,7 +184,7 @@ func pythonDir(t *testing.T, base, version string) string {
 	return dir
 }
 
-// The layout of DESIGN §3, read back by fwrelease's own safe reader and
+// The layout of docs/targets-and-tarball.md, read back by fwrelease's own safe reader and
 // checked against MANIFEST.json.
 func TestSnapshotTarballLayout(t *testing.T) {
 	skipShort(t)

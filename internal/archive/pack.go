@@ -1,5 +1,5 @@
 // Package archive writes and reads flash-worker tarballs: deterministic on
-// the way out (DESIGN §3), suspicious on the way in.
+// the way out (docs/targets-and-tarball.md), suspicious on the way in.
 package archive
 
 import (

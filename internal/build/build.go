@@ -1,6 +1,6 @@
 // Package build turns the worker's source and its dependencies into one
 // deterministic tarball per target: stage → install → slim → stamp → pack
-// (DESIGN §4).
+// (docs/targets-and-tarball.md).
 package build
 
 import (

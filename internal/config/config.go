@@ -1,4 +1,4 @@
-// Package config reads and validates fwrelease.yaml (DESIGN §9a).
+// Package config reads and validates fwrelease.yaml (docs/config.md).
 package config
 
 import (

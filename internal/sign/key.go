@@ -1,6 +1,6 @@
 // Package sign makes and checks Sigstore bundles (v0.3) for release files,
 // hashing every file as a stream so a multi-GiB tarball is never held in
-// memory (DESIGN §5).
+// memory (docs/publish.md).
 package sign
 
 import (

@@ -1,5 +1,5 @@
 // Package target names the Python × accelerator × architecture combinations
-// a flash-worker release is built for (DESIGN §2).
+// a flash-worker release is built for (docs/targets-and-tarball.md).
 package target
 
 import (
