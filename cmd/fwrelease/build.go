@@ -73,7 +73,10 @@ func makeBuilder(ctx context.Context, g *globalOptions, cfg *config.Config, o *b
 	if err != nil {
 		return nil, nil, usageError{fmt.Errorf("--target: %w", err)}
 	}
-	src, err := source.Resolve(ctx, source.Options{Dir: cfg.Dir, Repository: cfg.Source.Repository, Epoch: cfg.SourceDateEpoch})
+	src, err := source.Resolve(ctx, source.Options{
+		Dir: cfg.Dir, Repository: cfg.Source.Repository, Epoch: cfg.SourceDateEpoch,
+		Version: cfg.Version.Literal, Exclude: []string{g.dist},
+	})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -125,3 +125,57 @@ func TestRealWorkerTampered(t *testing.T) {
 		})
 	}
 }
+
+// A real (non-snapshot) release refuses uncommitted changes and a tag that
+// is not this commit's or this version's, before building anything; a
+// snapshot does not care.
+func TestReleaseRefusesDirtyTreeAndWrongTag(t *testing.T) {
+	skipShort(t)
+	git := func(t *testing.T, repo string, args ...string) {
+		t.Helper()
+		cmd := exec.Command("git", append([]string{"-C", repo, "-c", "user.name=t", "-c", "user.email=t@e"}, args...)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, repo string)
+		want  string
+	}{
+		{"dirty", func(t *testing.T, repo string) {
+			os.WriteFile(filepath.Join(repo, "real-worker", "src", "handler.py"), []byte("# changed\n"), 0o644)
+		}, "refusing a release: the work tree $REPO/real-worker has changes no commit holds (M real-worker/src/handler.py); commit or stash them (--allow-dirty releases anyway)"},
+		{"tag for another version", func(t *testing.T, repo string) { git(t, repo, "tag", "v1.5.0") },
+			"but the version is 1.4.1 (--allow-dirty releases anyway)"},
+		{"tag on another commit", func(t *testing.T, repo string) {
+			git(t, repo, "tag", "v1.4.1")
+			git(t, repo, "commit", "-q", "--allow-empty", "-m", "after the tag")
+		}, "refusing a release: tag v1.4.1 points at "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			repo := t.TempDir()
+			copyDir(t, filepath.Join("testdata", "real-worker"), filepath.Join(repo, "real-worker"))
+			git(t, repo, "init", "-q")
+			git(t, repo, "add", ".")
+			git(t, repo, "commit", "-q", "-m", "worker")
+			tt.setup(t, repo)
+			cfg := filepath.Join(repo, "real-worker", "fwrelease.yaml")
+			dist := filepath.Join(repo, "real-worker", "dist") // inside the tree, and not a change
+			env := []string{"GITHUB_SHA=", "GITHUB_REF_TYPE=", "XDG_CACHE_HOME=" + filepath.Join(repo, "cache")}
+			r := run(t, repo, env, "--config", cfg, "--dist", dist, "release")
+			stderr := strings.ReplaceAll(r.stderr, repo, "$REPO")
+			if r.code != 1 || !strings.Contains(stderr, tt.want) {
+				t.Errorf("release: exit %d, want 1 and %q in\n%s", r.code, tt.want, stderr)
+			}
+			if m, _ := filepath.Glob(filepath.Join(dist, "*.tar.gz")); len(m) > 0 {
+				t.Errorf("refused, yet built %v", m)
+			}
+			r = run(t, repo, env, "--config", cfg, "--dist", dist, "release", "--allow-dirty")
+			if strings.Contains(r.stderr, "fwrelease: refusing a release") || !strings.Contains(r.stderr, "releasing anyway (--allow-dirty)") {
+				t.Errorf("--allow-dirty: exit %d\n%s", r.code, r.stderr)
+			}
+		})
+	}
+}

@@ -16,7 +16,8 @@ import (
 type releaseOptions struct {
 	buildOptions
 	publishOptions
-	snapshot bool
+	snapshot   bool
+	allowDirty bool
 }
 
 func newRelease(g *globalOptions) *cobra.Command {
@@ -41,6 +42,7 @@ func newRelease(g *globalOptions) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&o.snapshot, "snapshot", false, "publish nowhere remote: build, sign with an ephemeral key, write dist/")
+	cmd.Flags().BoolVar(&o.allowDirty, "allow-dirty", false, "release even from uncommitted changes or a tag that is not this commit's or this version's")
 	o.buildOptions.addFlags(cmd)
 	o.publishOptions.addFlags(cmd)
 	return cmd
@@ -48,6 +50,12 @@ func newRelease(g *globalOptions) *cobra.Command {
 
 // fullRelease builds, signs and publishes to every configured channel.
 func fullRelease(ctx context.Context, g *globalOptions, cfg *config.Config, b *build.Builder, targets []target.Target, o *releaseOptions) error {
+	if err := b.Source.CheckRelease(); err != nil {
+		if !o.allowDirty {
+			return err
+		}
+		g.logger().Warn("releasing anyway (--allow-dirty)", "problem", err.Error())
+	}
 	p, err := makePublishing(ctx, g, cfg, &o.publishOptions, b.Source.Commit)
 	if err != nil {
 		return err

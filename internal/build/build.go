@@ -53,7 +53,7 @@ func (b *Builder) Release() manifest.Release {
 		Source: manifest.Source{
 			Repository: b.Source.Repository,
 			Commit:     b.Source.Commit,
-			Tag:        "v" + b.Config.Version.Literal,
+			Tag:        b.Source.Tag,
 		},
 		Created: b.Source.Epoch.Format(time.RFC3339),
 	}

@@ -30,7 +30,7 @@ type Manifest struct {
 type Source struct {
 	Repository string `json:"repository"`
 	Commit     string `json:"commit"`
-	Tag        string `json:"tag"`
+	Tag        string `json:"tag,omitempty"` // only when the tag exists and points at Commit
 }
 
 // Artifact is one target's tarball.
