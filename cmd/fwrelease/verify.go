@@ -10,6 +10,7 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/spf13/cobra"
 
+	"github.com/runpod-workers/fwrelease/internal/redact"
 	"github.com/runpod-workers/fwrelease/internal/sign"
 	"github.com/runpod-workers/fwrelease/internal/verify"
 )
@@ -90,6 +91,9 @@ func makeVerifier(o *verifyOptions) (*sign.Verifier, error) {
 }
 
 func printChecks(g *globalOptions, ref, version string, checks []verify.Check) error {
+	for i := range checks { // a mirror's error can quote credentials
+		checks[i].Error = redact.String(checks[i].Error)
+	}
 	if g.json {
 		return json.NewEncoder(g.stdout).Encode(struct {
 			Manifest string         `json:"manifest"`

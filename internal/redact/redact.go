@@ -45,17 +45,20 @@ func Add(s string) {
 }
 
 // Patterns that are secrets whatever their value: credentials after an
-// Authorization header or scheme, JWTs (OIDC tokens), GitHub tokens, and a
-// URL's user:password.
+// Authorization header or scheme, JWTs (OIDC tokens), GitHub tokens, a
+// URL's user:password, presigned-URL signatures and AWS key IDs.
 var patterns = []struct {
 	re   *regexp.Regexp
 	with string
 }{
 	{regexp.MustCompile(`(?i)((?:proxy-)?authorization["']?\s*[:=]\s*["']?)(?:(?:bearer|basic|token|aws4-hmac-sha256)\s+)?[^\s"',;)]+`), "${1}" + Mask},
-	{regexp.MustCompile(`(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}`), "${1} " + Mask},
 	{regexp.MustCompile(`\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*`), Mask},
 	{regexp.MustCompile(`\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})`), Mask},
 	{regexp.MustCompile(`(://)[^/\s:@]+:[^/\s@]+@`), "${1}" + Mask + "@"},
+	// A presigned URL's signature and session token, and AWS access key
+	// IDs, which S3 quotes back in its errors.
+	{regexp.MustCompile(`(?i)\b(X-Amz-(?:Signature|Security-Token|Credential)=)[^&\s"':]+`), "${1}" + Mask},
+	{regexp.MustCompile(`\b(?:AKIA|ASIA)[A-Z0-9]{16}\b`), Mask},
 }
 
 // String returns s with every known secret and every secret-shaped
@@ -67,7 +70,21 @@ func String(s string) string {
 	for _, p := range patterns {
 		s = p.re.ReplaceAllString(s, p.with)
 	}
-	return s
+	return schemeCredential.ReplaceAllStringFunc(s, func(m string) string {
+		sub := schemeCredential.FindStringSubmatch(m)
+		if !looksLikeCredential(sub[3]) {
+			return m // "basic layout", not "Basic dXNlcjpwYXNz"
+		}
+		return sub[1] + sub[2] + Mask
+	})
+}
+
+// schemeCredential is a Bearer or Basic credential quoted without its
+// header.
+var schemeCredential = regexp.MustCompile(`(?i)\b(bearer|basic)(\s+)([A-Za-z0-9._~+/=-]+)`)
+
+func looksLikeCredential(v string) bool {
+	return len(v) >= 20 || len(v) >= 8 && strings.ContainsAny(v, "0123456789+/=._~-")
 }
 
 func secrets() []string {

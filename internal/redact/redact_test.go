@@ -25,8 +25,13 @@ func TestString(t *testing.T) {
 		{"decrypting with hunter22 failed", "decrypting with [REDACTED] failed"},
 		{"read fromAFile-secret", "read [REDACTED]"},
 		{"https://user:p4ss@registry.example/v2/", "https://[REDACTED]@registry.example/v2/"},
+		{"GET https://b.s3.amazonaws.com/k?X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F2026&X-Amz-Signature=abc123: 403",
+			"GET https://b.s3.amazonaws.com/k?X-Amz-Credential=[REDACTED]&X-Amz-Signature=[REDACTED]: 403"},
+		{"<AWSAccessKeyId>AKIAIOSFODNN7EXAMPLE</AWSAccessKeyId>", "<AWSAccessKeyId>[REDACTED]</AWSAccessKeyId>"},
 		{"uploading x to s3://bucket/key: exit 1", "uploading x to s3://bucket/key: exit 1"},
 		{"the basic layout, bearer of news", "the basic layout, bearer of news"},
+		{"a basic structure", "a basic structure"},
+		{"bearer eyJhbGciOi.x", "bearer [REDACTED]"},
 	}
 	for _, tt := range tests {
 		if got := String(tt.in); got != tt.want {
