@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# Mutation check: breaks each key claim of fwrelease on purpose, one small
+# change at a time, in a copy of the tree (never the working tree), and runs
+# the tests that claim to guard it. Every mutation must make one of those
+# tests fail. A mutation that survives means the claim is unguarded; one that
+# no longer applies (the code moved) or no longer compiles means this list
+# needs updating. Either way the script exits 1.
+#
+# Needs what the named tests need: versitygw for the S3 ones, cosign and
+# Python for the end-to-end ones (.ci/run installs them).
+#
+# usage: scripts/mutation-check.sh            every mutation
+#        scripts/mutation-check.sh NAME...    only these
+#        scripts/mutation-check.sh -l         list them
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+export PATH="${HOME}/go/bin:/usr/local/go/bin:${PATH}"
+export GOFLAGS="${GOFLAGS:--buildvcs=false}"
+
+# Each mutation: a name, the claim it breaks, the package and tests (a -run
+# pattern) that must catch it, then one or more edits: a file, a perl regular
+# expression (multi-line, /s) and its replacement (${1}… are the groups).
+# Every edit must match.
+names=() claims=() pkgs=() runs=() edits=()
+mutation() { # NAME CLAIM PKG RUN FILE FROM TO [FILE FROM TO]...
+	names+=("$1") claims+=("$2") pkgs+=("$3") runs+=("$4")
+	shift 4
+	local e=""
+	while [ $# -ge 3 ]; do
+		e+="$1"$'\x1f'"$2"$'\x1f'"$3"$'\x1e'
+		shift 3
+	done
+	edits+=("$e")
+}
+
+# --- reproducible bytes
+mutation pack-mtime-wall-clock "reproducible bytes" \
+	./internal/archive '^TestPackIsDeterministic$' \
+	internal/archive/pack.go 'ModTime: o\.Epoch,' 'ModTime: time.Now(),'
+mutation gzip-header-wall-clock "reproducible bytes" \
+	./internal/archive '^TestPackIsDeterministic$' \
+	internal/archive/pack.go 'gz\.ModTime = time\.Unix\(0, 0\)' 'gz.ModTime = time.Now()'
+mutation mode-from-disk "reproducible bytes" \
+	./internal/archive '^TestPackIsDeterministic$' \
+	internal/archive/pack.go '(func normalMode\(m fs\.FileMode\) int64 \{.*?)return 0o644' '${1}return int64(m.Perm())'
+
+# --- re-runs upload nothing
+mutation s3-skip-only-single-put "re-runs upload nothing" \
+	./internal/publish '^TestS3RepublishWritesNothingAtTheServer$' \
+	internal/publish/s3.go 'if exists && have == obj\.SHA256 \{' 'if exists && have == obj.SHA256 && obj.Size <= p.threshold() {'
+mutation s3-already-published-uploads "re-runs upload nothing" \
+	./internal/publish '^TestS3RepublishWritesNothingAtTheServer$' \
+	internal/publish/s3.go '(Debug\("already published"[^\n]*\n\s*)return p\.URL\(obj\.Key\), nil' '${1}return p.URL(obj.Key), p.put(ctx, key, obj, true)'
+mutation local-replaces-published "re-runs upload nothing" \
+	./cmd/fwrelease '^TestKeylessReleaseVerifies$' \
+	internal/publish/local.go 'if !l\.Replace \{' 'if false {'
+
+# --- resume resumes
+mutation s3-resume-from-zero "resume resumes" \
+	./internal/publish '^TestS3CutOffDownloadResumes$' \
+	internal/publish/s3get.go 'Range:\s*aws\.String\(fmt\.Sprintf\("bytes=%d-", off\)\),\s*IfMatch:\s*aws\.String\(etag\),' '' \
+	internal/publish/s3get.go 'return rest\.Body, nil' '_, err = io.CopyN(io.Discard, rest.Body, off)
+			_ = fmt.Sprint()
+			return rest.Body, err'
+mutation s3-resume-no-if-match "resume resumes" \
+	./internal/publish '^TestS3CutOffDownloadResumes$' \
+	internal/publish/s3get.go 'IfMatch:\s*aws\.String\(etag\),' ''
+mutation verify-resume-no-if-range "resume resumes" \
+	./internal/verify '^TestDownloadResumesCutOffBody$' \
+	internal/verify/resume.go 'req\.Header\.Set\("If-Range", etag\)' '_ = etag'
+
+# --- secrets hidden
+# The CLI redacts known secrets from everything it prints, so a leak needs
+# both a secret in a message and the redactor letting it through; each
+# mutation breaks one guard, then both.
+mutation redactor-passes-env-secrets "secrets hidden" \
+	./internal/redact '' \
+	internal/redact/redact.go 's = strings\.ReplaceAll\(s, secret, Mask\)' 's = strings.ReplaceAll(s, secret, secret)'
+mutation password-in-key-error "secrets hidden" \
+	./cmd/fwrelease '^TestSecretsNeverPrinted$' \
+	internal/sign/key.go '(UnmarshalPEMToPrivateKey\(data, password\)\s*if err != nil \{.*?)return nil, err' '${1}return nil, fmt.Errorf("%w (with password %s)", err, os.Getenv(PasswordEnv))' \
+	internal/redact/redact.go 's = strings\.ReplaceAll\(s, secret, Mask\)' 's = strings.ReplaceAll(s, secret, secret)'
+
+# --- nothing runs unverified
+mutation verify-skips-signature "nothing runs unverified" \
+	./cmd/fwrelease '^TestVerifyRejectsTampering$' \
+	internal/verify/verify.go 'return v\.VerifyDigest\(b, "sha256", digest\)' '_ = b
+	return nil'
+
+if [ "${1:-}" = -l ]; then
+	for i in "${!names[@]}"; do
+		files=$(printf '%s' "${edits[$i]}" | awk 'BEGIN { RS = "\036"; FS = "\037" } NF { print $1 }' | sort -u | paste -sd' ' -)
+		printf '%-28s %-24s %s  (go test -run %s %s)\n' "${names[$i]}" "${claims[$i]}" "$files" "${runs[$i]:-.}" "${pkgs[$i]}"
+	done
+	exit 0
+fi
+want=("$@")
+for w in "${want[@]}"; do
+	printf '%s\n' "${names[@]}" | grep -qx -- "$w" || { echo "no mutation named $w (-l lists them)" >&2; exit 2; }
+done
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+# The copy: every file git tracks or would track, as it is on disk now
+# (outside a git checkout, everything).
+if git -C "$root" rev-parse --git-dir >/dev/null 2>&1; then
+	git -C "$root" ls-files -z --cached --others --exclude-standard |
+		(cd "$root" && tar --null --ignore-failed-read -T - -cf - 2>/dev/null) | tar -C "$work" -xf -
+else
+	cp -a "$root/." "$work"
+fi
+
+apply() { # EDITS: FILE US FROM US TO RS, each FROM must match
+	local edit file rest from to
+	while IFS= read -r -d $'\x1e' edit; do
+		file=$work/${edit%%$'\x1f'*} rest=${edit#*$'\x1f'}
+		from=${rest%%$'\x1f'*} to=${rest#*$'\x1f'}
+		[ -f "$file.orig" ] || cp "$file" "$file.orig"
+		if ! FROM=$from perl -0ne 'exit(/$ENV{FROM}/s ? 0 : 1)' "$file"; then
+			echo "pattern not found in ${file#"$work"/}: $from"
+			return 1
+		fi
+		# ${1}… in the replacement are the pattern's groups; nothing else is
+		# interpolated.
+		FROM=$from TO=$to perl -0pi -e 's/$ENV{FROM}/my @g = ($1, $2, $3); (my $t = $ENV{TO}) =~ s{\$\{(\d)\}}{$g[$1 - 1]}g; $t/se' "$file"
+	done <<<"${1}"
+}
+
+restore() { # puts back every file an edit changed
+	find "$work" -name '*.orig' -print0 | while IFS= read -r -d '' f; do mv "$f" "${f%.orig}"; done
+}
+
+# failing_tests names the tests that failed in a go test log, the deepest
+# subtest only (a parent fails with its child).
+failing_tests() {
+	grep -o -- '--- FAIL: [^ ]*' "$1" | sed 's/--- FAIL: //' | sort -u |
+		awk 'prev != "" && index($0, prev "/") != 1 { print prev } { prev = $0 } END { if (prev != "") print prev }' |
+		paste -sd, -
+}
+
+failed=0
+caught=0
+for i in "${!names[@]}"; do
+	name=${names[$i]}
+	if [ ${#want[@]} -gt 0 ] && ! printf '%s\n' "${want[@]}" | grep -qx -- "$name"; then
+		continue
+	fi
+	log=$work/$name.log
+	if ! apply "${edits[$i]}" >"$log" 2>&1; then
+		printf 'BROKEN    %-28s does not apply: %s\n' "$name" "$(cat "$log")"
+		failed=1
+	elif (cd "$work" && go test -count=1 -run "${runs[$i]:-.}" "${pkgs[$i]}") >"$log" 2>&1; then
+		printf 'SURVIVED  %-28s %s: go test -run %s %s passed\n' "$name" "${claims[$i]}" "${runs[$i]:-.}" "${pkgs[$i]}"
+		failed=1
+	elif by=$(failing_tests "$log") && [ -n "$by" ]; then
+		printf 'caught    %-28s %-24s by %s\n' "$name" "${claims[$i]}" "$by"
+		caught=$((caught + 1))
+	else
+		printf 'BROKEN    %-28s the tests did not run (build failure?):\n' "$name"
+		sed 's/^/    /' "$log" | tail -20
+		failed=1
+	fi
+	restore
+done
+echo "mutation check: $caught caught, $([ $failed = 0 ] && echo "none survived" || echo "FAILED")"
+exit $failed
