@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -73,13 +75,30 @@ func TestBundledLayout(t *testing.T) {
 	}
 	path := toolbox(t, "/bin/false", "sh", "cat", "grep", "printf", "mv", "dirname")
 	os.Remove(filepath.Join(path, "python3"))
-	for run := 0; run < 2; run++ { // the second start finds pyvenv.cfg already right
-		boot := exec.Command(filepath.Join(fw, "bootstrap.sh"))
-		boot.Env = []string{"PATH=" + path, "FLASH_WORKER_SELFTEST=1"}
-		out, err := boot.CombinedOutput()
-		if err != nil || string(out) != "flash-worker 1.2.0 ok python 3.12\n" {
-			t.Fatalf("bundled bootstrap (start %d): %v\n%s", run+1, err, out)
+	// Nothing in the tree names the directory it was built in, and it runs
+	// read-only: there is nothing to rewrite at start.
+	work := filepath.Join(dist, ".work")
+	filepath.WalkDir(fw, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if data, _ := os.ReadFile(p); bytes.Contains(data, []byte(work)) {
+				t.Errorf("%s holds the build path %s", p, work)
+			}
 		}
+		return nil
+	})
+	venvCfg := string(readFile(t, filepath.Join(fw, "venv", "pyvenv.cfg")))
+	if strings.Contains(venvCfg, "home") {
+		t.Errorf("pyvenv.cfg names a home:\n%s", venvCfg)
+	}
+	exec.Command("chmod", "-R", "a-w", fw).Run()
+	t.Cleanup(func() { exec.Command("chmod", "-R", "u+w", fw).Run() })
+	boot := exec.Command(filepath.Join(fw, "bootstrap.sh"))
+	boot.Env = []string{"PATH=" + path, "FLASH_WORKER_SELFTEST=1"}
+	if out, err := boot.CombinedOutput(); err != nil || string(out) != "flash-worker 1.2.0 ok python 3.12\n" {
+		t.Fatalf("bundled bootstrap, read-only tree: %v\n%s", err, out)
+	}
+	if after := string(readFile(t, filepath.Join(fw, "venv", "pyvenv.cfg"))); after != venvCfg {
+		t.Errorf("starting rewrote pyvenv.cfg:\n%s", after)
 	}
 	probe := exec.Command(filepath.Join(fw, "venv", "bin", "python"), "-c", "import sys, fwdemo_speedups; print(sys.base_prefix); print(fwdemo_speedups.__file__)")
 	probe.Env = []string{"PATH=" + path}

@@ -19,8 +19,9 @@ import (
 // The bundled layout carries its own interpreter: flash-worker/python (a
 // relocatable python-build-standalone tree) and flash-worker/venv, whose
 // bin/python is a relative link to it and whose site-packages holds the
-// dependencies. pyvenv.cfg names /opt/flash-worker; bootstrap.sh rewrites it
-// wherever the tarball was unpacked.
+// dependencies. pyvenv.cfg has no `home`: CPython 3.10–3.13 then find the
+// base interpreter by following venv/bin/python's link, so the tree runs
+// wherever it is unpacked, read-only included, with nothing rewritten.
 
 // venvSitePackages is where the bundled layout installs dependencies.
 func venvSitePackages(py string) string {
@@ -56,7 +57,7 @@ func (b *Builder) addInterpreter(ctx context.Context, t target.Target, root stri
 			return err
 		}
 	}
-	cfg := fmt.Sprintf("home = %s/python/bin\ninclude-system-site-packages = false\nversion = %s\n", "/opt/flash-worker", t.Python)
+	cfg := fmt.Sprintf("include-system-site-packages = false\nversion = %s\n", t.Python)
 	return os.WriteFile(filepath.Join(root, "venv", "pyvenv.cfg"), []byte(cfg), 0o644)
 }
 
