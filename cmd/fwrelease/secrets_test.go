@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/elliptic"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -149,5 +150,16 @@ func writeEncryptedKey(t *testing.T, path, password string) {
 	}
 	if err := os.WriteFile(path, priv, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Log lines carry errors, and errors can quote a server: the logger
+// writes through the redactor.
+func TestLoggerRedacts(t *testing.T) {
+	var buf strings.Builder
+	g := &globalOptions{stdout: io.Discard, stderr: &buf}
+	g.logger().Warn("completing the upload failed", "error", "401 (Authorization: Bearer abcdefgh12345678)")
+	if strings.Contains(buf.String(), "abcdefgh12345678") || !strings.Contains(buf.String(), "[REDACTED]") {
+		t.Errorf("logged %q", buf.String())
 	}
 }
