@@ -48,6 +48,9 @@ mutation gzip-header-wall-clock "reproducible bytes" \
 mutation mode-from-disk "reproducible bytes" \
 	./internal/archive '^TestPackIsDeterministic$' \
 	internal/archive/pack.go '(func normalMode\(m fs\.FileMode\) int64 \{.*?)return 0o644' '${1}return int64(m.Perm())'
+mutation release-epoch-from-clock "reproducible bytes" \
+	./cmd/fwrelease '^TestSnapshotIsReproducible$' \
+	internal/build/build.go 'Epoch:\s*b\.Source\.Epoch,' 'Epoch: time.Now().Truncate(time.Second),'
 
 # --- re-runs upload nothing
 mutation s3-skip-only-single-put "re-runs upload nothing" \
