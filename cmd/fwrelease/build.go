@@ -42,7 +42,7 @@ func newBuild(g *globalOptions) *cobra.Command {
 			for _, r := range results {
 				shards = append(shards, r.Shard)
 				if !g.json {
-					fmt.Fprintln(g.stdout, r.Path)
+					fmt.Fprintln(g.stdout, r.Artifact.Path)
 				}
 			}
 			if g.json {

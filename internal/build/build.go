@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/runpod-workers/fwrelease/internal/archive"
+	"github.com/runpod-workers/fwrelease/internal/artifact"
 	"github.com/runpod-workers/fwrelease/internal/atomicfile"
 	"github.com/runpod-workers/fwrelease/internal/config"
 	"github.com/runpod-workers/fwrelease/internal/manifest"
@@ -39,10 +40,11 @@ type Builder struct {
 	extras        map[string]string // sha256 → the checked bytes in the cache
 }
 
-// Result is one target's build.
+// Result is one target's build: the tarball, and its shard (what
+// dist/shards/{id}.json holds).
 type Result struct {
-	Shard manifest.Shard
-	Path  string // the tarball
+	Artifact artifact.Artifact
+	Shard    manifest.Shard
 }
 
 // Release is the release every shard of this build belongs to.
@@ -166,24 +168,17 @@ func (b *Builder) buildTarget(ctx context.Context, t target.Target) (Result, err
 		return Result{}, fmt.Errorf("%s is %d bytes, over slim.max_size of %d bytes; what it holds:\n%s\nslim it further (slim.exclude_packages, fewer requirements) or raise slim.max_size",
 			file, digest.Size, max, SizeReport(entries, 15))
 	}
-	shard := manifest.Shard{
-		Artifact: manifest.Artifact{
-			Target:          manifest.Target{ID: t.ID(), Python: t.Python, Accel: t.Accel, OS: t.OS, Arch: t.Arch},
-			File:            file,
-			Format:          archive.Format(b.Config.Format).MediaFormat(),
-			StripComponents: 1,
-			Size:            digest.Size,
-			SHA256:          digest.SHA256,
-			URLs:            []string{},
-		},
-		Release: b.Release(),
+	a := artifact.Artifact{
+		Target: t, Version: b.Config.Version.Literal, File: file, Path: path,
+		Format: archive.Format(b.Config.Format).MediaFormat(), Size: digest.Size, SHA256: digest.SHA256,
 	}
+	shard := manifest.Shard{Artifact: a.Entry(), Release: b.Release()}
 	if err := manifest.WriteFile(filepath.Join(b.Dist, "shards", t.ID()+".json"), shard); err != nil {
 		return Result{}, err
 	}
 	b.Log.Info("built", "target", t.ID(), "file", path, "bytes", digest.Size, "sha256", digest.SHA256, "took", time.Since(start).Round(time.Millisecond))
 	b.Log.Info("largest packages", "target", t.ID(), "uncompressed", LargestPackages(entries, 5))
-	return Result{Shard: shard, Path: path}, nil
+	return Result{Artifact: a, Shard: shard}, nil
 }
 
 // addDeps installs (or copies, with deps.dir) the target's dependencies into

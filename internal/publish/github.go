@@ -104,7 +104,7 @@ func (g *GitHub) Publish(ctx context.Context, obj Object) (string, error) {
 	if err := g.Preflight([]Object{obj}); err != nil {
 		return "", err
 	}
-	tag, file := Tag(obj.Version), obj.File
+	tag, file := obj.Tag(), obj.File
 	rel, err := g.release(ctx, tag)
 	if err != nil {
 		return "", err
@@ -119,7 +119,7 @@ func (g *GitHub) Publish(ctx context.Context, obj Object) (string, error) {
 		}
 		switch {
 		case have == obj.SHA256:
-			return g.URL(obj.Key), nil
+			return g.URL(obj.Key()), nil
 		case !g.Replace:
 			return "", fmt.Errorf("publishing %s to %s: %w (there: sha256 %s, ours: sha256 %s); pass --replace to overwrite", file, where, ErrExists, have, obj.SHA256)
 		}
@@ -133,7 +133,7 @@ func (g *GitHub) Publish(ctx context.Context, obj Object) (string, error) {
 		return "", fmt.Errorf("uploading %s to %s: %w", file, where, err)
 	}
 	g.logger().Info("uploaded", "asset", file, "release", tag, "bytes", obj.Size)
-	return g.URL(obj.Key), nil
+	return g.URL(obj.Key()), nil
 }
 
 // upload sends the asset; a 422 already_exists after a retry means an

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runpod-workers/fwrelease/internal/artifact"
 	"github.com/runpod-workers/fwrelease/internal/testserver"
 )
 
@@ -39,9 +40,9 @@ func TestGitHubRelease(t *testing.T) {
 	for _, o := range objs {
 		u, err := g.Publish(ctx, o)
 		if err != nil {
-			t.Fatalf("publishing %s: %v", o.Key, err)
+			t.Fatalf("publishing %s: %v", o.Key(), err)
 		}
-		if want := srv.URL + "/runpod-workers/flash/releases/download/" + o.Key; u != want {
+		if want := srv.URL + "/runpod-workers/flash/releases/download/" + o.Key(); u != want {
 			t.Errorf("URL %s, want %s", u, want)
 		}
 	}
@@ -96,13 +97,13 @@ func TestGitHubRelease(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, assets, _ := srv.Release("v1.2.0")
-		if string(assets[other.Key[len("v1.2.0/"):]]) != "changed" || len(assets) != 3 {
+		if string(assets[other.File]) != "changed" || len(assets) != 3 {
 			t.Errorf("--replace: assets %v", keys(assets))
 		}
 	})
 
 	t.Run("over 2 GiB is refused before any request", func(t *testing.T) {
-		huge := Object{Key: "v1.3.0/huge.tar.gz", File: "huge.tar.gz", Version: "1.3.0", Path: "/nonexistent/huge.tar.gz", Size: 3 << 30}
+		huge := Object{Artifact: artifact.Artifact{File: "huge.tar.gz", Version: "1.3.0", Path: "/nonexistent/huge.tar.gz", Size: 3 << 30}}
 		err := newGitHub(t, srv, testToken).Preflight([]Object{objs[0], huge})
 		if err == nil || !strings.Contains(err.Error(), "huge.tar.gz") || !strings.Contains(err.Error(), "S3 or OCI") {
 			t.Errorf("error %v", err)

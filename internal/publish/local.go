@@ -59,18 +59,18 @@ func (l *Local) MoveLatest(ctx context.Context, version string, body []byte) (bo
 }
 
 func (l *Local) Publish(ctx context.Context, obj Object) (string, error) {
-	dst := l.path(obj.Key)
-	u := l.URL(obj.Key)
+	dst := l.path(obj.Key())
+	u := l.URL(obj.Key())
 	if have, err := archive.FileSHA256(dst); err == nil {
 		if have == obj.SHA256 {
 			return u, nil
 		}
 		if !l.Replace {
-			return "", fmt.Errorf("publishing %s to %s: %w (there: sha256 %s, ours: sha256 %s); pass --replace to overwrite", obj.Key, dst, ErrExists, have, obj.SHA256)
+			return "", fmt.Errorf("publishing %s to %s: %w (there: sha256 %s, ours: sha256 %s); pass --replace to overwrite", obj.Key(), dst, ErrExists, have, obj.SHA256)
 		}
 	}
 	if err := copyAtomic(ctx, obj.Path, dst); err != nil {
-		return "", fmt.Errorf("publishing %s to %s: %w", obj.Key, dst, err)
+		return "", fmt.Errorf("publishing %s to %s: %w", obj.Key(), dst, err)
 	}
 	return u, nil
 }

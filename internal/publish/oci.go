@@ -163,7 +163,7 @@ func (o *OCI) push(ctx context.Context, a Object) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	tag := Tag(a.Version) + "-" + a.Target.ID()
+	tag := a.Tag() + "-" + a.Target.ID()
 	if have, ok, err := o.store.tagged(ctx, tag); err != nil {
 		return "", fmt.Errorf("reading tag %s: %w", tag, err)
 	} else if ok && have != desc.Digest && !o.Replace {
@@ -183,7 +183,7 @@ func (o *OCI) push(ctx context.Context, a Object) (string, error) {
 	if o.pushed == nil {
 		o.pushed = map[string]v1.Descriptor{}
 	}
-	o.pushed[a.Key] = desc
+	o.pushed[a.Key()] = desc
 	return o.Repository + "@" + desc.Digest.String(), nil
 }
 

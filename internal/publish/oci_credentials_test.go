@@ -67,7 +67,7 @@ func TestOCICredentialsNeverOverPlainHTTP(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = artifact(t, t.TempDir(), "py3.11-cpu-linux-x86_64", "tarball bytes").push(context.Background(), o)
+			_, err = ociArtifact(t, t.TempDir(), "py3.11-cpu-linux-x86_64", "tarball bytes").push(context.Background(), o)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("push error = %v, want one saying %q", err, tt.want)
 			}

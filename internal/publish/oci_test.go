@@ -38,7 +38,7 @@ func inProcessRegistry(t *testing.T) (host string, uploads *atomic.Int32) {
 // describes them to every channel.
 type ociObjects struct{ art, sig Object }
 
-func artifact(t *testing.T, dir, id, content string) ociObjects {
+func ociArtifact(t *testing.T, dir, id, content string) ociObjects {
 	obj := writeObject(t, dir, "flash-worker-v1.2.0-"+id+".tar.gz", []byte(content))
 	f := strings.Split(strings.TrimPrefix(id, "py"), "-") // py3.11-cpu-linux-x86_64
 	tg := target.Target{Python: f[0], Accel: f[1], OS: f[2], Arch: f[3]}
@@ -48,7 +48,7 @@ func artifact(t *testing.T, dir, id, content string) ociObjects {
 	obj.Kind, obj.Target, obj.Format = KindArtifact, tg, "tar+gzip"
 	obj.Revision, obj.Created = strings.Repeat("a", 40), "2026-01-01T00:00:00Z"
 	sig := writeObject(t, dir, obj.File+".sigstore.json", []byte(`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"}`))
-	sig.Kind, sig.Target, sig.Signs = KindSignature, tg, obj.Key
+	sig.Kind, sig.Target, sig.Signs = KindSignature, tg, obj.Key()
 	return ociObjects{obj, sig}
 }
 
@@ -76,7 +76,7 @@ func TestOCIPushAndRepublish(t *testing.T) {
 	host, uploads := inProcessRegistry(t)
 	repo := host + "/runpod/flash-worker"
 	dir := t.TempDir()
-	a := artifact(t, dir, "py3.11-cpu-linux-x86_64", "tarball bytes")
+	a := ociArtifact(t, dir, "py3.11-cpu-linux-x86_64", "tarball bytes")
 
 	o := newOCI(t, repo)
 	ref, err := a.push(ctx, o)
@@ -150,7 +150,7 @@ func TestOCIPushAndRepublish(t *testing.T) {
 	}
 
 	// Different bytes under the same tag are refused.
-	b := artifact(t, t.TempDir(), "py3.11-cpu-linux-x86_64", "other bytes")
+	b := ociArtifact(t, t.TempDir(), "py3.11-cpu-linux-x86_64", "other bytes")
 	if _, err := b.push(ctx, newOCI(t, repo)); !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), "v1.2.0-py3.11-cpu-linux-x86_64") {
 		t.Errorf("overwrite: %v", err)
 	}
@@ -180,7 +180,7 @@ func TestOCIFlakyRegistry(t *testing.T) {
 	}))
 	defer srv.Close()
 	repo := strings.TrimPrefix(srv.URL, "http://") + "/runpod/flash-worker"
-	a := artifact(t, t.TempDir(), "py3.12-cpu-linux-x86_64", "flaky tarball")
+	a := ociArtifact(t, t.TempDir(), "py3.12-cpu-linux-x86_64", "flaky tarball")
 	ref, err := a.push(context.Background(), newOCI(t, repo))
 	if err != nil {
 		t.Fatalf("push through a flaky registry: %v", err)

@@ -12,28 +12,20 @@ import (
 	"context"
 	"errors"
 	"io"
-	"path"
 
 	"golang.org/x/mod/semver"
 
-	"github.com/runpod-workers/fwrelease/internal/target"
+	"github.com/runpod-workers/fwrelease/internal/artifact"
 )
 
 // Object is one file to publish, described once for every channel: the
-// file channels store it under Key, GitHub under its release's tag, the OCI
-// registry as an artifact (a tarball) or a referrer (its signature).
+// file channels store it under its Key, GitHub under its release's Tag,
+// the OCI registry as an artifact (a tarball) or a referrer (its
+// signature).
 type Object struct {
-	Key     string // below the channel's root: Key(Version, File)
-	File    string // "flash-worker-v1.2.0-py3.11-linux-x86_64.tar.gz"
-	Version string // the release's, "1.2.0"
-	Path    string // on disk
-	Size    int64
-	SHA256  string
-
-	Kind   Kind
-	Target target.Target // artifacts and their signatures
-	Format string        // artifacts: "tar+gzip" or "tar+zstd"
-	Signs  string        // signatures: the Key of the artifact signed
+	artifact.Artifact
+	Kind  Kind
+	Signs string // signatures: the Key of the artifact signed
 	// Revision and Created annotate an artifact where the channel keeps
 	// metadata (OCI): the source commit, and the release's pinned time.
 	Revision, Created string
@@ -47,12 +39,6 @@ const (
 	KindArtifact              // a target's tarball
 	KindSignature             // a Sigstore bundle
 )
-
-// Key is an object's path below a channel's root: "v1.2.0/{file}".
-func Key(version, file string) string { return path.Join(Tag(version), file) }
-
-// Tag is a release's tag: "v1.2.0".
-func Tag(version string) string { return "v" + version }
 
 // Publisher is a channel.
 type Publisher interface {
@@ -138,9 +124,9 @@ var (
 func (d *DryRun) Name() string { return d.Inner.Name() }
 
 func (d *DryRun) Publish(_ context.Context, obj Object) (string, error) {
-	d.Log("would publish", "channel", d.Inner.Name(), "key", obj.Key, "bytes", obj.Size, "sha256", obj.SHA256)
+	d.Log("would publish", "channel", d.Inner.Name(), "key", obj.Key(), "bytes", obj.Size, "sha256", obj.SHA256)
 	if r, ok := d.Inner.(Reader); ok {
-		return r.URL(obj.Key), nil
+		return r.URL(obj.Key()), nil
 	}
 	return "", nil
 }

@@ -65,7 +65,7 @@ func (p *S3) URL(key string) string {
 }
 
 func (p *S3) Publish(ctx context.Context, obj Object) (string, error) {
-	key := p.key(obj.Key)
+	key := p.key(obj.Key())
 	where := fmt.Sprintf("s3://%s/%s", p.Bucket, key)
 	have, exists, err := p.remoteSHA256(ctx, key)
 	if err != nil {
@@ -73,10 +73,10 @@ func (p *S3) Publish(ctx context.Context, obj Object) (string, error) {
 	}
 	if exists && have == obj.SHA256 {
 		p.logger().Debug("already published", "object", where)
-		return p.URL(obj.Key), nil
+		return p.URL(obj.Key()), nil
 	}
 	refused := func(have string) error {
-		return fmt.Errorf("publishing %s to %s: %w (there: sha256 %s, ours: sha256 %s); pass --replace to overwrite", obj.Key, where, ErrExists, have, obj.SHA256)
+		return fmt.Errorf("publishing %s to %s: %w (there: sha256 %s, ours: sha256 %s); pass --replace to overwrite", obj.Key(), where, ErrExists, have, obj.SHA256)
 	}
 	if exists && !p.Replace {
 		return "", refused(have)
@@ -108,7 +108,7 @@ func (p *S3) Publish(ctx context.Context, obj Object) (string, error) {
 		return "", fmt.Errorf("reading back %s: sha256 %s, want %s (%v)", where, got, obj.SHA256, err)
 	}
 	p.logger().Info("uploaded", "object", where, "bytes", obj.Size)
-	return p.URL(obj.Key), nil
+	return p.URL(obj.Key()), nil
 }
 
 func (p *S3) threshold() int64 {
@@ -167,7 +167,7 @@ func (p *S3) put(ctx context.Context, key string, obj Object, replacing bool) er
 	in := &s3.PutObjectInput{
 		Bucket:         &p.Bucket,
 		Key:            &key,
-		Body:           &trackedReader{r: f, t: newTracker(obj.Key, obj.Size, p.Progress)},
+		Body:           &trackedReader{r: f, t: newTracker(obj.Key(), obj.Size, p.Progress)},
 		ContentLength:  aws.Int64(obj.Size),
 		ChecksumSHA256: aws.String(base64.StdEncoding.EncodeToString(sum)),
 		ContentType:    aws.String(contentType(key)),
@@ -236,7 +236,7 @@ func (p *S3) uploadParts(ctx context.Context, key, uploadID string, obj Object) 
 	defer f.Close()
 	size := p.partSize()
 	n := int((obj.Size + size - 1) / size)
-	progress := newTracker(obj.Key, obj.Size, p.Progress)
+	progress := newTracker(obj.Key(), obj.Size, p.Progress)
 	parts := make([]types.CompletedPart, n)
 	// On a failure no new part starts, but the parts in flight are let
 	// finish rather than cancelled: a request cut off mid-body can still be

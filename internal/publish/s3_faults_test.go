@@ -43,7 +43,7 @@ func TestS3Throttled(t *testing.T) {
 	if throttled.Load() < 3 {
 		t.Errorf("the proxy throttled %d requests; the test checked nothing", throttled.Load())
 	}
-	if data, _ := getObject(t, p, "flash-worker/"+obj.Key); string(data) != "throttled bytes" {
+	if data, _ := getObject(t, p, "flash-worker/"+obj.Key()); string(data) != "throttled bytes" {
 		t.Errorf("stored %q", data)
 	}
 }
@@ -101,7 +101,7 @@ func TestS3CutOffDownloadResumes(t *testing.T) {
 	if _, err := newS3(t, srv.Endpoint).Publish(context.Background(), obj); err != nil {
 		t.Fatal(err)
 	}
-	etag := deref(headObject(t, newS3(t, srv.Endpoint), "flash-worker/"+obj.Key).ETag)
+	etag := deref(headObject(t, newS3(t, srv.Endpoint), "flash-worker/"+obj.Key()).ETag)
 	// The first whole-object GET gets its headers and half its body, then
 	// the connection closes: the client has read exactly half.
 	half := len(data) / 2
@@ -124,7 +124,7 @@ func TestS3CutOffDownloadResumes(t *testing.T) {
 		conn.Close()
 		return true
 	})
-	body, err := newS3(t, rec.URL).Fetch(context.Background(), obj.Key)
+	body, err := newS3(t, rec.URL).Fetch(context.Background(), obj.Key())
 	if err != nil {
 		t.Fatal(err)
 	}

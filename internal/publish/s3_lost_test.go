@@ -42,7 +42,7 @@ func TestS3LostResponseOverOtherBytes(t *testing.T) {
 	if !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), "pass --replace to overwrite") {
 		t.Errorf("publish = %v, want ErrExists and the --replace advice", err)
 	}
-	if data, _ := getObject(t, newS3(t, srv.Endpoint), "flash-worker/"+ours.Key); !bytes.Equal(data, []byte("someone else's bytes")) {
+	if data, _ := getObject(t, newS3(t, srv.Endpoint), "flash-worker/"+ours.Key()); !bytes.Equal(data, []byte("someone else's bytes")) {
 		t.Errorf("the object holds %q, want the other writer's bytes untouched", data)
 	}
 	if dropped.Load() < 2 {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/runpod-workers/fwrelease/internal/artifact"
 	"github.com/runpod-workers/fwrelease/internal/testserver"
 )
 
@@ -40,7 +41,7 @@ func writeObject(t *testing.T, dir, name string, data []byte) Object {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(data)
-	return Object{Key: Key("1.2.0", name), File: name, Version: "1.2.0", Path: p, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}
+	return Object{Artifact: artifact.Artifact{Version: "1.2.0", File: name, Path: p, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}}
 }
 
 // randomObject writes size incompressible bytes to a file named name.
@@ -99,7 +100,7 @@ func TestS3PublishAgainstVersity(t *testing.T) {
 	if want := srv.Endpoint + "/releases/flash-worker/v1.2.0/flash-worker-v1.2.0-py3.11-linux-x86_64.tar.gz"; u != want {
 		t.Errorf("URL %s, want %s", u, want)
 	}
-	data, out := getObject(t, p, "flash-worker/"+obj.Key)
+	data, out := getObject(t, p, "flash-worker/"+obj.Key())
 	if string(data) != "tarball bytes" {
 		t.Errorf("stored %q", data)
 	}
@@ -128,10 +129,10 @@ func TestS3PublishAgainstVersity(t *testing.T) {
 	t.Run("different bytes are refused", func(t *testing.T) {
 		other := writeObject(t, t.TempDir(), filepath.Base(obj.Path), []byte("other bytes"))
 		_, err := newS3(t, srv.Endpoint).Publish(ctx, other)
-		if !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), obj.SHA256) || !strings.Contains(err.Error(), other.SHA256) || !strings.Contains(err.Error(), "s3://releases/flash-worker/"+obj.Key) {
+		if !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), obj.SHA256) || !strings.Contains(err.Error(), other.SHA256) || !strings.Contains(err.Error(), "s3://releases/flash-worker/"+obj.Key()) {
 			t.Errorf("error = %v; want ErrExists naming the key and both digests", err)
 		}
-		if data, _ := getObject(t, p, "flash-worker/"+obj.Key); string(data) != "tarball bytes" {
+		if data, _ := getObject(t, p, "flash-worker/"+obj.Key()); string(data) != "tarball bytes" {
 			t.Errorf("the refused overwrite changed the object to %q", data)
 		}
 		replacer := newS3(t, srv.Endpoint)
@@ -139,7 +140,7 @@ func TestS3PublishAgainstVersity(t *testing.T) {
 		if _, err := replacer.Publish(ctx, other); err != nil {
 			t.Fatal(err)
 		}
-		if data, _ := getObject(t, p, "flash-worker/"+obj.Key); string(data) != "other bytes" {
+		if data, _ := getObject(t, p, "flash-worker/"+obj.Key()); string(data) != "other bytes" {
 			t.Errorf("--replace did not replace: %q", data)
 		}
 	})
@@ -149,7 +150,7 @@ func TestS3PublishAgainstVersity(t *testing.T) {
 		mp := multipartS3(t, srv.Endpoint)
 		var reported atomic.Int64
 		mp.Progress = func(name string, done, total int64) {
-			if name != o.Key || total != o.Size {
+			if name != o.Key() || total != o.Size {
 				t.Errorf("progress for %s of %d bytes", name, total)
 			}
 			reported.Store(done)
@@ -160,7 +161,7 @@ func TestS3PublishAgainstVersity(t *testing.T) {
 		if reported.Load() != o.Size {
 			t.Errorf("progress reached %d of %d bytes", reported.Load(), o.Size)
 		}
-		if data, _ := getObject(t, p, "flash-worker/"+o.Key); !bytes.Equal(data, big) {
+		if data, _ := getObject(t, p, "flash-worker/"+o.Key()); !bytes.Equal(data, big) {
 			t.Errorf("multipart object differs (%d bytes back)", len(data))
 		}
 		if n := openUploads(t, p); n != 0 {
@@ -189,7 +190,7 @@ func TestS3PublishAgainstVersity(t *testing.T) {
 		if n := openUploads(t, p); n != 0 {
 			t.Errorf("%d multipart uploads left open after a failure", n)
 		}
-		if _, err := p.Client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &p.Bucket, Key: ptr("flash-worker/" + o.Key)}); !isNotFound(err) {
+		if _, err := p.Client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &p.Bucket, Key: ptr("flash-worker/" + o.Key())}); !isNotFound(err) {
 			t.Errorf("a failed upload left an object: %v", err)
 		}
 		// The next run completes it.
@@ -209,7 +210,7 @@ func TestS3PublishAgainstVersity(t *testing.T) {
 		if dropped.Load() == 0 {
 			t.Fatal("the proxy dropped no response; the test checked nothing")
 		}
-		if data, _ := getObject(t, p, "flash-worker/"+o.Key); !bytes.Equal(data, big) {
+		if data, _ := getObject(t, p, "flash-worker/"+o.Key()); !bytes.Equal(data, big) {
 			t.Error("object differs")
 		}
 		if n := openUploads(t, p); n != 0 {

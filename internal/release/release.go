@@ -19,6 +19,7 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 
 	"github.com/runpod-workers/fwrelease/internal/archive"
+	"github.com/runpod-workers/fwrelease/internal/artifact"
 	"github.com/runpod-workers/fwrelease/internal/manifest"
 	"github.com/runpod-workers/fwrelease/internal/publish"
 	"github.com/runpod-workers/fwrelease/internal/sign"
@@ -65,18 +66,18 @@ func (r *Release) dir(id string) string {
 // manifest step has not run.
 var errNoManifest = errors.New("no manifest yet: the manifest step must run before this one")
 
-// artifact describes shard a's tarball, checked against the file on disk.
+// artifact describes shard a's tarball as build did, checked against the
+// file on disk.
 func (r *Release) artifact(a *manifest.Shard) (publish.Object, error) {
+	want := artifact.FromShard(r.dir(a.Target.ID), *a)
 	obj, err := objectFor(r.dir(a.Target.ID), a.Release.Version, a.File)
 	if err != nil {
 		return obj, err
 	}
-	if obj.SHA256 != a.SHA256 || obj.Size != a.Size {
-		return obj, fmt.Errorf("%s is %d bytes sha256 %s, but its shard says %d bytes sha256 %s; rebuild it", obj.Path, obj.Size, obj.SHA256, a.Size, a.SHA256)
+	if obj.SHA256 != want.SHA256 || obj.Size != want.Size {
+		return obj, fmt.Errorf("%s is %d bytes sha256 %s, but its shard says %d bytes sha256 %s; rebuild it", obj.Path, obj.Size, obj.SHA256, want.Size, want.SHA256)
 	}
-	t := a.Target
-	obj.Kind, obj.Format = publish.KindArtifact, a.Format
-	obj.Target = target.Target{Python: t.Python, Accel: t.Accel, OS: t.OS, Arch: t.Arch}
+	obj.Artifact, obj.Kind = want, publish.KindArtifact
 	obj.Revision, obj.Created = a.Release.Source.Commit, a.Release.Created
 	return obj, nil
 }
@@ -90,9 +91,8 @@ func (r *Release) signature(a *manifest.Shard) (publish.Object, error) {
 	if err != nil {
 		return obj, err
 	}
-	t := a.Target
-	obj.Kind, obj.Signs = publish.KindSignature, publish.Key(a.Release.Version, a.File)
-	obj.Target = target.Target{Python: t.Python, Accel: t.Accel, OS: t.OS, Arch: t.Arch}
+	signed := artifact.FromShard(r.dir(a.Target.ID), *a)
+	obj.Kind, obj.Signs, obj.Target = publish.KindSignature, signed.Key(), signed.Target
 	return obj, nil
 }
 
@@ -183,7 +183,7 @@ func (s *PublishStep) Run(ctx context.Context) error {
 		}
 		u, err := s.Publisher.Publish(ctx, obj)
 		if s.Signatures && errors.Is(err, publish.ErrExists) {
-			u, err = keepPublishedBundle(ctx, s.Publisher, s.Verifier, obj.Key, a.SHA256, err)
+			u, err = keepPublishedBundle(ctx, s.Publisher, s.Verifier, obj.Key(), a.SHA256, err)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", a.Target.ID, err)
@@ -252,7 +252,7 @@ func objectFor(dist, version, file string) (publish.Object, error) {
 	if err != nil {
 		return publish.Object{}, err
 	}
-	return publish.Object{Key: publish.Key(version, file), File: file, Version: version, Path: p, Size: size, SHA256: sum}, nil
+	return publish.Object{Artifact: artifact.Artifact{Version: version, File: file, Path: p, Size: size, SHA256: sum}}, nil
 }
 
 // digests remembers each file's sha256 by path, size and mtime: a release
@@ -327,7 +327,7 @@ func (s *ManifestStep) Run(ctx context.Context) error {
 		if bobj, err = objectFor(s.Release.Dist, m.Version, bundleFile); err != nil {
 			return err
 		}
-		bobj.Kind, bobj.Signs = publish.KindSignature, mobj.Key
+		bobj.Kind, bobj.Signs = publish.KindSignature, mobj.Key()
 	}
 	for _, p := range s.Publishers {
 		// The signature first: whoever finds the manifest finds its
@@ -335,7 +335,7 @@ func (s *ManifestStep) Run(ctx context.Context) error {
 		if s.Signer != nil {
 			_, err := p.Publish(ctx, bobj)
 			if errors.Is(err, publish.ErrExists) {
-				_, err = keepPublishedBundle(ctx, p, s.Verifier, bobj.Key, mobj.SHA256, err)
+				_, err = keepPublishedBundle(ctx, p, s.Verifier, bobj.Key(), mobj.SHA256, err)
 			}
 			if err != nil {
 				return fmt.Errorf("publishing %s: %w", bundleFile, err)
@@ -403,7 +403,7 @@ func (s *LatestStep) Run(ctx context.Context) error {
 	if !ok {
 		return nil
 	}
-	body, err := manifest.Marshal(publish.Latest{Name: m.Name, Version: m.Version, Manifest: publish.Key(m.Version, ManifestFile)})
+	body, err := manifest.Marshal(publish.Latest{Name: m.Name, Version: m.Version, Manifest: artifact.Key(m.Version, ManifestFile)})
 	if err != nil {
 		return err
 	}

@@ -54,7 +54,7 @@ func (f *fakeChannel) log(format string, args ...any) {
 
 func (f *fakeChannel) Publish(_ context.Context, obj publish.Object) (string, error) {
 	f.log("publish %s", obj.File)
-	if obj.Key == f.failKey {
+	if obj.Key() == f.failKey {
 		f.failKey = ""
 		return "", errors.New("connection reset")
 	}
@@ -62,15 +62,15 @@ func (f *fakeChannel) Publish(_ context.Context, obj publish.Object) (string, er
 	if err != nil {
 		return "", err
 	}
-	if have, ok := f.store[obj.Key]; ok {
+	if have, ok := f.store[obj.Key()]; ok {
 		if !bytes.Equal(have, data) {
 			return "", publish.ErrExists
 		}
-		return f.URL(obj.Key), nil
+		return f.URL(obj.Key()), nil
 	}
-	f.store[obj.Key] = data
+	f.store[obj.Key()] = data
 	f.uploads++
-	return f.URL(obj.Key), nil
+	return f.URL(obj.Key()), nil
 }
 
 func (f *fakeChannel) URL(key string) string { return "https://" + f.name + ".example/" + key }
