@@ -112,6 +112,17 @@ func (p Package) isProject() bool {
 // extras bring in the optional dependencies they name. For every package
 // it chooses the wheel the target's tags prefer.
 func (l *Lock) Select(env Env, tags []string) ([]Selected, error) {
+	// The patch release is unknown: any of X.Y will do (>=3.10.4 admits 3.10).
+	ok, err := l.allows(env["python_version"] + ".0")
+	if err == nil && !ok {
+		ok, err = l.allows(env["python_version"] + ".999")
+	}
+	if err != nil || !ok {
+		if err == nil {
+			err = fmt.Errorf("requires-python %q excludes Python %s", l.RequiresPython, env["python_version"])
+		}
+		return nil, fmt.Errorf("%s: %w", l.path, err)
+	}
 	type key struct{ name, version string }
 	byName := map[string][]int{}
 	for i, p := range l.Packages {
@@ -180,6 +191,29 @@ func (l *Lock) Select(env Env, tags []string) ([]Selected, error) {
 		}
 	}
 	return l.wheels(chosen, tags)
+}
+
+// allows reports whether requires-python (">=3.10, <3.14") admits the
+// Python version.
+func (l *Lock) allows(python string) (bool, error) {
+	for _, clause := range strings.Split(l.RequiresPython, ",") {
+		clause = strings.TrimSpace(clause)
+		if clause == "" {
+			continue
+		}
+		i := strings.IndexFunc(clause, func(r rune) bool { return r >= '0' && r <= '9' })
+		if i <= 0 {
+			return false, fmt.Errorf("requires-python %q: cannot read %q", l.RequiresPython, clause)
+		}
+		ok, err := compare(strings.TrimSpace(clause[:i]), python, clause[i:], true)
+		if err != nil {
+			return false, fmt.Errorf("requires-python %q: %w", l.RequiresPython, err)
+		}
+		if !ok {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 func (l *Lock) wheels(chosen map[int]bool, tags []string) ([]Selected, error) {

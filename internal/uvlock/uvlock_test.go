@@ -213,6 +213,15 @@ func TestSelect(t *testing.T) {
 			t.Errorf("py%s: selected %s\nwant %s", tt.python, strings.Join(got, ", "), tt.want)
 		}
 	}
+	l.RequiresPython = ">=3.10, <3.12"
+	if _, err := l.Select(TargetEnv("3.12", "x86_64"), Tags("3.12", plats)); err == nil || !strings.Contains(err.Error(), `uv.lock: requires-python ">=3.10, <3.12" excludes Python 3.12`) {
+		t.Errorf("py3.12 outside requires-python: %v", err)
+	}
+	l.RequiresPython = ">=3.11.4"
+	if _, err := l.Select(TargetEnv("3.11", "x86_64"), Tags("3.11", plats)); err != nil {
+		t.Errorf("py3.11 with requires-python >=3.11.4: %v", err)
+	}
+	l.RequiresPython = ">=3.10"
 	_, err := l.Select(TargetEnv("3.12", "x86_64"), Tags("3.12", plats))
 	if err == nil || !strings.Contains(err.Error(), "package speedups 0.1.0 has no wheel for this target") {
 		t.Errorf("py3.12 without a cp312 wheel: %v", err)
