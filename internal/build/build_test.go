@@ -247,3 +247,24 @@ func TestInstalledPackages(t *testing.T) {
 		t.Errorf("an egg-info without a name: %v", err)
 	}
 }
+
+// A symlink that stays inside the project can point outside the staging
+// directory once staged elsewhere; a later entry is not written through it.
+func TestStageDoesNotWriteThroughStagedSymlink(t *testing.T) {
+	tmp := t.TempDir()
+	src := filepath.Join(tmp, "project")
+	writeFile(t, filepath.Join(src, "etcx", "keep"), "", 0o644)
+	writeFile(t, filepath.Join(src, "payload"), "PAYLOAD", 0o644)
+	os.MkdirAll(filepath.Join(src, "a", "b"), 0o755)
+	os.Symlink("../../etcx", filepath.Join(src, "a", "b", "link")) // project/etcx
+	root := filepath.Join(tmp, "x", "stage")                       // root/../../etcx is tmp/etcx
+	os.MkdirAll(root, 0o755)
+	os.MkdirAll(filepath.Join(tmp, "etcx"), 0o755)
+	err := stage(src, root, []config.File{{Src: "a/b/link", Dst: "link"}, {Src: "payload", Dst: "link/evil"}})
+	if err == nil || !strings.Contains(err.Error(), "path escapes from parent") {
+		t.Errorf("stage error = %v, want a refusal to write through the staged link", err)
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "etcx", "evil")); err == nil {
+		t.Error("stage wrote outside the staging directory through a staged symlink")
+	}
+}

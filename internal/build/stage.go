@@ -110,7 +110,16 @@ type copier struct {
 	fromDir string
 }
 
+// copyTree copies src to dst, which is under c.root. Everything is written
+// through an os.Root of c.root: a symlink staged earlier, harmless inside
+// the project, may point outside the staging directory from where it now
+// sits, and nothing may be written through it.
 func (c copier) copyTree(src, dst string) error {
+	to, err := os.OpenRoot(c.root)
+	if err != nil {
+		return err
+	}
+	defer to.Close()
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -125,26 +134,38 @@ func (c copier) copyTree(src, dst string) error {
 		if err != nil {
 			return err
 		}
+		inRoot, err := filepath.Rel(c.root, out)
+		if err != nil || !filepath.IsLocal(inRoot) && inRoot != "." {
+			return fmt.Errorf("%s would be written outside %s", out, c.root)
+		}
 		switch {
 		case info.IsDir():
-			return os.MkdirAll(out, 0o755)
+			return to.MkdirAll(inRoot, 0o755)
 		case info.Mode().IsRegular():
-			return c.copyFile(p, out, info.Mode())
+			return c.copyFile(to, p, inRoot, info.Mode())
 		case info.Mode()&fs.ModeSymlink != 0:
-			return c.copyLink(p, out)
+			return c.copyLink(to, p, inRoot)
 		}
 		return fmt.Errorf("%s is a special file (%s); only files, directories and symlinks can be packed", p, info.Mode().Type())
 	})
 }
 
-func (c copier) copyFile(src, dst string, mode fs.FileMode) error {
-	if c.link {
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return err
-		}
-		if os.Link(src, dst) == nil {
-			return nil // its mode is the source's; packing keeps only the exec bit
-		}
+// mkParent makes the directory that will hold rel, inside to.
+func mkParent(to *os.Root, rel string) error {
+	if dir := filepath.Dir(rel); dir != "." {
+		return to.MkdirAll(dir, 0o755)
+	}
+	return nil
+}
+
+func (c copier) copyFile(to *os.Root, src, dst string, mode fs.FileMode) error {
+	if err := mkParent(to, dst); err != nil {
+		return err
+	}
+	// The parent is now a directory inside the root, so linking into it
+	// by path stays inside.
+	if c.link && os.Link(src, filepath.Join(c.root, dst)) == nil {
+		return nil // its mode is the source's; packing keeps only the exec bit
 	}
 	perm := fs.FileMode(0o644)
 	if mode&0o111 != 0 {
@@ -154,15 +175,12 @@ func (c copier) copyFile(src, dst string, mode fs.FileMode) error {
 		m, _ := strconv.ParseUint(c.mode, 8, 32) // validated with the config
 		perm = fs.FileMode(m)
 	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
 	in, err := c.open(src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	out, err := to.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
 	if err != nil {
 		return err
 	}
@@ -173,12 +191,12 @@ func (c copier) copyFile(src, dst string, mode fs.FileMode) error {
 	if err := out.Close(); err != nil {
 		return err
 	}
-	return os.Chmod(dst, perm) // the umask must not decide modes
+	return to.Chmod(dst, perm) // the umask must not decide modes
 }
 
 // copyLink keeps a symlink as a symlink, provided it resolves inside the
 // source tree; Collect checks again that it resolves inside the tarball.
-func (c copier) copyLink(src, dst string) error {
+func (c copier) copyLink(to *os.Root, src, dst string) error {
 	target, err := os.Readlink(src)
 	if err != nil {
 		return err
@@ -193,10 +211,10 @@ func (c copier) copyLink(src, dst string) error {
 	if filepath.IsAbs(target) {
 		return fmt.Errorf("%s: symlink to absolute path %q; make it relative", src, target)
 	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+	if err := mkParent(to, dst); err != nil {
 		return err
 	}
-	return os.Symlink(target, dst)
+	return to.Symlink(target, dst)
 }
 
 func (c copier) open(src string) (*os.File, error) {
