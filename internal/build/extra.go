@@ -150,12 +150,20 @@ func fileSHA256(p string) (string, error) {
 
 // addExtras puts each extra file, already fetched and checked, into root.
 func (b *Builder) addExtras(ctx context.Context, t target.Target, root string, cached map[string]string) error {
+	// The parent is made through an os.Root: a symlink staged from files
+	// may lead outside root, and nothing is written through it (the
+	// O_EXCL create does not follow a last-component link).
+	to, err := os.OpenRoot(root)
+	if err != nil {
+		return err
+	}
+	defer to.Close()
 	for i, e := range b.Config.ExtraFiles {
 		src, member, dst := e.Resolve(t.Arch)
 		from := cached[e.SHA256.For(t.Arch)]
 		out := filepath.Join(root, filepath.FromSlash(dst))
-		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-			return err
+		if err := mkParent(to, filepath.FromSlash(dst)); err != nil {
+			return fmt.Errorf("extra_files[%d] %s: %w", i, src, err)
 		}
 		mode := os.FileMode(0o644)
 		if e.Mode != "" {

@@ -171,3 +171,29 @@ func TestExtraFilesCorruptCache(t *testing.T) {
 		t.Errorf("%d downloads, want 1", requests.Load())
 	}
 }
+
+// An extra file is not written through a symlink staged before it that
+// leads outside the staging directory.
+func TestExtraFilesStayInside(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	tmp := t.TempDir()
+	root := filepath.Join(tmp, "stage")
+	os.MkdirAll(filepath.Join(tmp, "outside"), 0o755)
+	os.MkdirAll(root, 0o755)
+	os.Symlink("../outside", filepath.Join(root, "link"))
+	local := filepath.Join(tmp, "LICENSE.uv")
+	writeFile(t, local, "MIT\n", 0o644)
+	tg := target.Target{Python: "3.11", Accel: "cpu", OS: "linux", Arch: "x86_64"}
+	b := &Builder{Config: &config.Config{ExtraFiles: []config.Extra{{Path: local, SHA256: config.Digests{"": sha([]byte("MIT\n"))}, Dst: "link/evil"}}}, Dist: t.TempDir()}
+	cached, err := b.fetchExtras(context.Background(), []target.Target{tg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = b.addExtras(context.Background(), tg, root, cached)
+	if err == nil || !strings.Contains(err.Error(), "path escapes from parent") {
+		t.Errorf("addExtras error = %v, want a refusal to write through the link", err)
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "outside", "evil")); err == nil {
+		t.Error("an extra file was written outside the staging directory")
+	}
+}
