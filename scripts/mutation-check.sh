@@ -13,6 +13,7 @@
 # usage: scripts/mutation-check.sh            every mutation
 #        scripts/mutation-check.sh NAME...    only these
 #        scripts/mutation-check.sh -l         list them
+#        scripts/mutation-check.sh -n         only check that each still applies
 #        --allow-stale (first)  a mutation that no longer applies or compiles
 #                               is reported STALE but does not fail the run
 #                               (.ci/run: code moves under it); before a
@@ -102,7 +103,11 @@ if [ "${1:-}" = -l ]; then
 	done
 	exit 0
 fi
-allow_stale=0
+allow_stale=0 apply_only=0
+if [ "${1:-}" = -n ]; then
+	apply_only=1
+	shift
+fi
 if [ "${1:-}" = --allow-stale ]; then
 	allow_stale=1
 	shift
@@ -163,6 +168,8 @@ for i in "${!names[@]}"; do
 	if ! apply "${edits[$i]}" >"$log" 2>&1; then
 		printf 'STALE     %-28s does not apply: %s\n' "$name" "$(cat "$log")"
 		stale=$((stale + 1))
+	elif [ $apply_only = 1 ]; then
+		printf 'applies   %s\n' "$name"
 	elif (cd "$work" && go test -count=1 -run "${runs[$i]:-.}" "${pkgs[$i]}") >"$log" 2>&1; then
 		printf 'SURVIVED  %-28s %s: go test -run %s %s passed\n' "$name" "${claims[$i]}" "${runs[$i]:-.}" "${pkgs[$i]}"
 		failed=1
@@ -178,6 +185,10 @@ for i in "${!names[@]}"; do
 done
 if [ $stale -gt 0 ] && [ $allow_stale = 0 ]; then
 	failed=1
+fi
+if [ $apply_only = 1 ]; then
+	echo "mutation check -n: $stale stale"
+	exit $((stale > 0))
 fi
 echo "mutation check: $caught caught, $stale stale, $([ $failed = 0 ] && echo "none survived" || echo "FAILED")"
 exit $failed
