@@ -1,9 +1,9 @@
 package main
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -22,7 +22,7 @@ func newPin(g *globalOptions) *cobra.Command {
 	o := &pinOptions{}
 	cmd := &cobra.Command{
 		Use:   "pin --manifest M --sdk DIR",
-		Short: "Verify a release and pin the SDK to it (FLASH_WORKER_VERSION and the per-target URL table)",
+		Short: "Verify a release and pin the SDK to it (FLASH_WORKER_VERSION and the generated flash_worker_release.py)",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.manifest == "" || o.sdk == "" {
@@ -32,30 +32,34 @@ func newPin(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			// Pinning verifies every artifact; --check, run by the SDK's
-			// CI, only needs the manifest to be authentic.
-			channels := o.channels
-			m, checks, err := verify.Release(cmd.Context(), o.manifest, verify.Options{
-				Verifier: v, Channels: channels, AllowInsecure: g.allowInsecure, Log: g.logger(), ManifestOnly: o.check,
-			})
+			ctx := cmd.Context()
+			vo := verify.Options{Verifier: v, Channels: o.channels, AllowInsecure: g.allowInsecure, Log: g.logger()}
+			m, digest, err := verify.Manifest(ctx, o.manifest, vo)
 			if err != nil {
-				if len(checks) > 0 {
-					printChecks(g, o.manifest, m.Version, checks)
-				}
 				return fmt.Errorf("not pinning %s: %w", o.manifest, err)
 			}
-			constants, table, err := pin.Plan(o.sdk, m)
+			// Pinning checks every artifact; --check, run by the SDK's CI,
+			// only needs the manifest to be authentic.
+			if !o.check {
+				if checks, err := verify.Artifacts(ctx, m, vo); err != nil {
+					if len(checks) > 0 {
+						printChecks(g, o.manifest, m.Version, checks)
+					}
+					return fmt.Errorf("not pinning %s: %w", o.manifest, err)
+				}
+			}
+			files, err := pin.Plan(o.sdk, pin.Release{Manifest: m, SHA256: hex.EncodeToString(digest), AllowInsecure: g.allowInsecure})
 			if err != nil {
 				return err
 			}
 			if o.check {
-				return pin.Check(o.sdk, constants, table)
+				return pin.Check(files)
 			}
-			if err := pin.Write(o.sdk, constants, table); err != nil {
+			if err := pin.Write(files); err != nil {
 				return err
 			}
-			fmt.Fprintln(g.stdout, filepath.Join(o.sdk, pin.ConstantsFile))
-			fmt.Fprintln(g.stdout, filepath.Join(filepath.Dir(filepath.Join(o.sdk, pin.ConstantsFile)), pin.TableFile))
+			fmt.Fprintln(g.stdout, files.ConstantsPath)
+			fmt.Fprintln(g.stdout, files.ModulePath)
 			return nil
 		},
 	}

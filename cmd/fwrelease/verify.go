@@ -52,10 +52,15 @@ func newVerify(g *globalOptions) *cobra.Command {
 	return cmd
 }
 
-// addFlags adds whom to trust, and which channels to check (verify, pin).
+// addFlags adds which channels to check and whom to trust (verify, pin).
 func (o *verifyOptions) addFlags(cmd *cobra.Command) {
+	cmd.Flags().StringArrayVar(&o.channels, "channel", nil, "check only this channel: local, s3, github, oci (repeatable)")
+	o.addTrustFlags(cmd)
+}
+
+// addTrustFlags adds whom to trust (verify, pin, inject).
+func (o *verifyOptions) addTrustFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
-	f.StringArrayVar(&o.channels, "channel", nil, "check only this channel: local, s3, github, oci (repeatable)")
 	f.StringVar(&o.key, "key", "", "the public key the release was signed with (PEM)")
 	f.StringVar(&o.identity, "certificate-identity", "", "keyless: the signer's identity (e.g. the release workflow's URL)")
 	f.StringVar(&o.issuer, "certificate-oidc-issuer", "", "keyless: the OIDC issuer (e.g. https://token.actions.githubusercontent.com)")

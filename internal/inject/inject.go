@@ -1,44 +1,87 @@
-// Package inject writes the container start command that downloads,
-// verifies, caches and runs a flash-worker tarball (DESIGN §8).
+// Package inject renders the container start script that downloads,
+// verifies, caches and runs one target's flash-worker tarball. The contract
+// it implements is docs/start-script.md.
 //
-// The command has to be right in every image the SDK meets: it must never
-// run a corrupted, truncated or missing download, must work without curl
-// (python:3.11-slim), without wget, without sha256sum, and must keep the
-// network volume's cache consistent when containers race.
+// The script runs at every container start on base images we do not
+// control (bash or dash, curl or wget or only python3, maybe no sha256sum),
+// next to other containers sharing one network volume. Every value put into
+// it is checked here so that no manifest or flag can change what it does.
 package inject
 
 import (
 	"bytes"
+	_ "embed"
 	"errors"
 	"fmt"
+	"net/url"
+	"path"
 	"regexp"
 	"strings"
 	"text/template"
 
+	"github.com/runpod-workers/fwrelease/internal/insecure"
 	"github.com/runpod-workers/fwrelease/internal/manifest"
 )
-
-// Options are what varies between containers and tests.
-type Options struct {
-	URLs     []string // tried in order; default: the artifact's https URLs
-	FWDir    string   // default /opt/flash-worker
-	CacheDir string   // default /runpod-volume/.flash-worker
-}
 
 const (
 	DefaultFWDir    = "/opt/flash-worker"
 	DefaultCacheDir = "/runpod-volume/.flash-worker"
 )
 
+// Options are what varies between containers and tests.
+type Options struct {
+	URLs          []string // tried in order; default: the artifact's https URLs
+	FWDir         string   // default DefaultFWDir
+	CacheDir      string   // default DefaultCacheDir
+	AllowInsecure bool     // also plain-http loopback URLs (tests, local mirrors)
+}
+
+// Sentinel errors, so callers can tell bad input from a broken template.
 var (
-	// URL characters less quotes, "$", "`", "\\", brackets, "*" and spaces:
-	// enough for presigned URLs, too little to break out of the quoting.
-	safeValue = regexp.MustCompile(`^[A-Za-z0-9._~:/?#@!&+,;=%-]+$`)
-	hexRE     = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	ErrNoURL    = errors.New("no usable URL")
+	ErrBadValue = errors.New("cannot be put in a start script")
 )
 
-// Command returns the start command for one artifact of m.
-func Command(m *manifest.Manifest, a *manifest.Artifact, o Options) (string, error) {
+var (
+	// Semantic versioning 2.0.0, without a leading "v".
+	semverRE = regexp.MustCompile(`^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)` +
+		`(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$`)
+	hexRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	// URL characters less quotes, "$", "`", "\\", brackets, spaces and the
+	// glob characters "*" and "[": enough for presigned URLs, too little to
+	// break out of double quotes or to be expanded by the shell.
+	urlCharsRE = regexp.MustCompile(`^[A-Za-z0-9._~:/?#@!&+,;=%-]+$`)
+	dirRE      = regexp.MustCompile(`^(/[A-Za-z0-9._-]+)+$`)
+)
+
+// ValidVersion reports whether v is a semantic version, as a release's
+// version must be before it reaches a script or a file name.
+func ValidVersion(v string) error {
+	if !semverRE.MatchString(v) {
+		return fmt.Errorf("version %q is not a semantic version (X.Y.Z): %w", v, ErrBadValue)
+	}
+	return nil
+}
+
+// URLs picks the artifact's URLs a container may download from: https, or
+// plain-http loopback when allowInsecure. file:// and other schemes are
+// dropped; an artifact left with none is an error naming it.
+func URLs(a *manifest.Artifact, allowInsecure bool) ([]string, error) {
+	var urls []string
+	for _, u := range a.URLs {
+		if checkURL(u, allowInsecure) == nil {
+			urls = append(urls, u)
+		}
+	}
+	if len(urls) == 0 {
+		return nil, fmt.Errorf("target %s: %w for a container in the manifest (it has %s); publish to https, or pass --url",
+			a.Target.ID, ErrNoURL, strings.Join(a.URLs, ", "))
+	}
+	return urls, nil
+}
+
+// Script renders the start script for artifact a of a release of version.
+func Script(version string, a *manifest.Artifact, o Options) (string, error) {
 	if o.FWDir == "" {
 		o.FWDir = DefaultFWDir
 	}
@@ -47,141 +90,87 @@ func Command(m *manifest.Manifest, a *manifest.Artifact, o Options) (string, err
 	}
 	urls := o.URLs
 	if len(urls) == 0 {
-		for _, u := range a.URLs {
-			if strings.HasPrefix(u, "https://") {
-				urls = append(urls, u)
-			}
+		var err error
+		if urls, err = URLs(a, o.AllowInsecure); err != nil {
+			return "", err
 		}
 	}
-	if len(urls) == 0 {
-		return "", fmt.Errorf("target %s has no https URL in the manifest; pass --url", a.Target.ID)
+	if err := ValidVersion(version); err != nil {
+		return "", err
 	}
-	// Everything interpolated is checked to need no quoting, so the script
-	// cannot be broken (or subverted) by what the manifest says.
-	values := append([]string{m.Version, o.FWDir, o.CacheDir}, urls...)
-	for _, v := range values {
-		if !safeValue.MatchString(v) {
-			return "", fmt.Errorf("%q cannot be put in a start command safely", v)
+	for _, u := range urls {
+		if err := checkURL(u, o.AllowInsecure); err != nil {
+			return "", err
+		}
+	}
+	for flag, dir := range map[string]string{"--fw-dir": o.FWDir, "--cache-dir": o.CacheDir} {
+		if !dirRE.MatchString(dir) || path.Clean(dir) != dir || path.Dir(dir) == "/" {
+			return "", fmt.Errorf("%s %q: want a clean absolute path below a top-level directory, of letters, digits and . _ -: %w", flag, dir, ErrBadValue)
 		}
 	}
 	if !hexRE.MatchString(a.SHA256) {
-		return "", errors.New("the manifest's sha256 is not 64 lower-case hex digits")
+		return "", fmt.Errorf("target %s: sha256 %q is not 64 lower-case hex digits: %w", a.Target.ID, a.SHA256, ErrBadValue)
 	}
-	unpack := "tar -xzf"
-	if a.Format == "tar+zstd" {
-		unpack = "tar --zstd -xf"
+	if a.StripComponents != 1 {
+		return "", fmt.Errorf("target %s: strip_components %d, want 1: %w", a.Target.ID, a.StripComponents, ErrBadValue)
+	}
+	ext, unpack := "tar.gz", "tar -xzf"
+	switch a.Format {
+	case "tar+gzip":
+	case "tar+zstd":
+		ext, unpack = "tar.zst", "tar --zstd -xf"
+	default:
+		return "", fmt.Errorf("target %s: format %q: %w", a.Target.ID, a.Format, ErrBadValue)
+	}
+	protos := "https"
+	if o.AllowInsecure {
+		protos = "https,http"
 	}
 	var buf bytes.Buffer
-	err := script.Execute(&buf, map[string]any{
-		"Version": m.Version, "URLs": strings.Join(urls, " "), "SHA256": a.SHA256,
-		"FWDir": strings.TrimRight(o.FWDir, "/"), "CacheDir": strings.TrimRight(o.CacheDir, "/"),
-		"Strip": a.StripComponents, "Unpack": unpack,
+	err := scriptTemplate.Execute(&buf, map[string]string{
+		"Version": version, "SHA256": a.SHA256, "URLs": strings.Join(urls, " "),
+		"FWDir": o.FWDir, "CacheDir": o.CacheDir, "Protos": protos, "Ext": ext, "Unpack": unpack,
 	})
-	return buf.String(), err
+	if err != nil {
+		return "", fmt.Errorf("rendering the start script: %w", err)
+	}
+	return buf.String(), nil
 }
 
-// The script is POSIX sh (bash runs it too). Each step is a function so
-// the flow at the bottom reads as the policy: in place? cached? download.
-var script = template.Must(template.New("start").Parse(`set -euf
-FW_VERSION='{{.Version}}'
-FW_URLS='{{.URLs}}'
-FW_SHA256='{{.SHA256}}'
-FW_DIR='{{.FWDir}}'
-FW_CACHE='{{.CacheDir}}/v{{.Version}}'
-
-fw_log() { echo "flash-worker: $*" >&2; }
-fw_die() { fw_log "$*"; exit 1; }
-
-# A tree is usable only if it is this version and has its entry point.
-fw_ready() {
-  [ -f "$1/.version" ] && [ "$(cat "$1/.version")" = "$FW_VERSION" ] && [ -x "$1/bootstrap.sh" ]
+// checkURL admits what a container may fetch: https (or loopback http when
+// allowed), in characters that need no quoting, and never anything a
+// downloader could read as an option.
+func checkURL(raw string, allowInsecure bool) error {
+	if strings.HasPrefix(raw, "-") || !urlCharsRE.MatchString(raw) {
+		return fmt.Errorf("URL %q: %w (characters outside a URL's, or a leading -)", raw, ErrBadValue)
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("URL %q: not an absolute URL: %w", raw, ErrBadValue)
+	}
+	if err := insecure.Check(raw, allowInsecure); err != nil {
+		return fmt.Errorf("%w: %w", err, ErrBadValue)
+	}
+	return nil
 }
 
-# fw_get URL FILE: curl, else wget, else python3; each fails on HTTP errors.
-fw_get() {
-  if command -v curl >/dev/null 2>&1; then
-    curl -fsSL --connect-timeout 10 --max-time 600 -o "$2" "$1"
-  elif command -v wget >/dev/null 2>&1; then
-    wget -q -T 30 -t 1 -O "$2" "$1"
-  elif command -v python3 >/dev/null 2>&1; then
-    python3 -c 'import shutil, sys, urllib.request
-with urllib.request.urlopen(sys.argv[1], timeout=30) as r, open(sys.argv[2], "wb") as f:
-    shutil.copyfileobj(r, f, 1 << 20)' "$1" "$2"
-  else
-    fw_die "no curl, wget or python3 to download with"
-  fi
+// DockerArgs wraps a script as the endpoint template's dockerArgs: a string
+// that Python's shlex.split turns into ["bash", "-c", script] and that
+// `sh -c "$DOCKER_ARGS"` runs.
+func DockerArgs(script string) string {
+	return "bash -c " + shellQuote(script)
 }
 
-fw_sha256() {
-  if command -v sha256sum >/dev/null 2>&1; then
-    sha256sum "$1" | cut -d' ' -f1
-  else
-    python3 -c 'import hashlib, sys
-h = hashlib.sha256()
-with open(sys.argv[1], "rb") as f:
-    for b in iter(lambda: f.read(1 << 20), b""):
-        h.update(b)
-print(h.hexdigest())' "$1"
-  fi
+// shellQuote is POSIX single quoting, as Python's shlex.quote does it.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'"
 }
 
-# fw_install SRC_TREE: move a verified tree into FW_DIR in one rename.
-fw_install() {
-  rm -rf "$FW_DIR"
-  mv "$1" "$FW_DIR"
-}
+// The script lives in its own file so it reads as shell; it is kept free of
+// single quotes and comments, since its every byte sits in each endpoint
+// template (docs/start-script.md explains each step).
+//
+//go:embed start.sh.tmpl
+var scriptText string
 
-# Download (every URL, three rounds), verify the digest, extract into a
-# temporary directory, check it, then rename into place.
-fw_download() {
-  work=$(mktemp -d "$FW_DIR.download.XXXXXX")
-  for round in 1 2 3; do
-    for url in $FW_URLS; do
-      rm -f "$work/fw.tar"
-      if fw_get "$url" "$work/fw.tar"; then
-        got=$(fw_sha256 "$work/fw.tar")
-        if [ "$got" = "$FW_SHA256" ]; then
-          mkdir "$work/tree"
-          {{.Unpack}} "$work/fw.tar" -C "$work/tree" --strip-components={{.Strip}} --no-same-owner ||
-            { rm -rf "$work"; fw_die "extracting $url failed"; }
-          fw_ready "$work/tree" || { rm -rf "$work"; fw_die "$url holds no flash-worker $FW_VERSION"; }
-          fw_install "$work/tree"
-          rm -rf "$work"
-          return 0
-        fi
-        fw_log "$url: sha256 $got, want $FW_SHA256; not using it"
-      else
-        fw_log "$url: download failed"
-      fi
-    done
-    [ "$round" = 3 ] || sleep "$round"
-  done
-  rm -rf "$work"
-  fw_die "could not download flash-worker $FW_VERSION with sha256 $FW_SHA256"
-}
-
-# Copy FW_DIR to the volume cache, dotfiles included, under a temporary
-# name renamed at the end: other containers see all of it or none of it.
-fw_cache() {
-  mkdir -p "$(dirname "$FW_CACHE")" 2>/dev/null || return 0
-  tmp=$(mktemp -d "$FW_CACHE.tmp.XXXXXX" 2>/dev/null) || return 0
-  if cp -R "$FW_DIR/." "$tmp/" && [ ! -e "$FW_CACHE" ] && mv "$tmp" "$FW_CACHE" 2>/dev/null; then
-    return 0
-  fi
-  rm -rf "$tmp"
-}
-
-mkdir -p "$(dirname "$FW_DIR")"
-if fw_ready "$FW_DIR"; then
-  :
-elif fw_ready "$FW_CACHE"; then
-  tmp=$(mktemp -d "$FW_DIR.cache.XXXXXX")
-  cp -R "$FW_CACHE/." "$tmp/"
-  fw_ready "$tmp" || { rm -rf "$tmp"; fw_die "the cache $FW_CACHE is incomplete"; }
-  fw_install "$tmp"
-else
-  fw_download
-  fw_cache
-fi
-exec "$FW_DIR/bootstrap.sh" "$@"
-`))
+var scriptTemplate = template.Must(template.New("start").Option("missingkey=error").Parse(scriptText))

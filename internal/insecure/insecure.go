@@ -84,3 +84,18 @@ func (t transport) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	return t.next.RoundTrip(r)
 }
+
+// CheckRedirect is an http.Client redirect policy that follows a redirect
+// only to where Check would have let the first request go, so an https
+// download is never downgraded to plain http by a redirect.
+func CheckRedirect(allowInsecure bool) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		if len(via) >= 10 {
+			return fmt.Errorf("stopped after 10 redirects at %s", req.URL.Redacted())
+		}
+		if err := Check(req.URL.String(), allowInsecure); err != nil {
+			return fmt.Errorf("refusing the redirect from %s: %w", via[len(via)-1].URL.Redacted(), err)
+		}
+		return nil
+	}
+}

@@ -53,34 +53,22 @@ var ErrFailed = errors.New("verification failed")
 // Release verifies the manifest at ref (a path or URL) and every artifact
 // it lists.
 func Release(ctx context.Context, ref string, o Options) (*manifest.Manifest, []Check, error) {
-	if o.HTTP == nil {
-		o.HTTP = http.DefaultClient
-	}
-	data, err := o.fetchAll(ctx, ref)
+	o = o.withDefaults()
+	m, _, err := o.manifest(ctx, ref)
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading manifest: %w", err)
-	}
-	// Decoding first is safe (strict JSON, nothing acted on) and says
-	// plainly what is wrong with a manifest that is not one.
-	m, err := manifest.Decode(data)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", ref, err)
-	}
-	if err := schema.ValidateManifest(data); err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", ref, err)
-	}
-	if o.Verifier != nil {
-		b, err := o.fetchAll(ctx, ref+sign.BundleSuffix)
-		if err != nil {
-			return nil, nil, fmt.Errorf("reading the manifest's signature: %w", err)
-		}
-		if err := verifyBundle(o.Verifier, b, sha256Sum(data)); err != nil {
-			return nil, nil, fmt.Errorf("manifest %s: %w", ref, err)
-		}
+		return nil, nil, err
 	}
 	if o.ManifestOnly {
 		return m, nil, nil
 	}
+	checks, err := Artifacts(ctx, m, o)
+	return m, checks, err
+}
+
+// Artifacts checks every artifact of an already verified manifest on every
+// wanted channel.
+func Artifacts(ctx context.Context, m *manifest.Manifest, o Options) ([]Check, error) {
+	o = o.withDefaults()
 	var checks []Check
 	failed := false
 	for _, a := range m.Artifacts {
@@ -101,12 +89,56 @@ func Release(ctx context.Context, ref string, o Options) (*manifest.Manifest, []
 		}
 	}
 	if len(checks) == 0 {
-		return m, nil, fmt.Errorf("%w: no artifact URLs to check on channels %v", ErrFailed, o.Channels)
+		return nil, fmt.Errorf("%w: no artifact URLs to check on channels %v", ErrFailed, o.Channels)
 	}
 	if failed {
-		return m, checks, ErrFailed
+		return checks, ErrFailed
 	}
-	return m, checks, nil
+	return checks, nil
+}
+
+// Manifest reads the manifest at ref (a path or URL), checks it against
+// the schema and, with a Verifier, its signature, and returns it with the
+// sha256 of the bytes that were checked.
+func Manifest(ctx context.Context, ref string, o Options) (*manifest.Manifest, []byte, error) {
+	return o.withDefaults().manifest(ctx, ref)
+}
+
+func (o Options) manifest(ctx context.Context, ref string) (*manifest.Manifest, []byte, error) {
+	data, err := o.fetchAll(ctx, ref)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading manifest: %w", err)
+	}
+	// Decoding first is safe (strict JSON, nothing acted on) and says
+	// plainly what is wrong with a manifest that is not one.
+	m, err := manifest.Decode(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", ref, err)
+	}
+	if err := schema.ValidateManifest(data); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", ref, err)
+	}
+	digest := sha256Sum(data)
+	if o.Verifier != nil {
+		b, err := o.fetchAll(ctx, ref+sign.BundleSuffix)
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading the manifest's signature: %w", err)
+		}
+		if err := verifyBundle(o.Verifier, b, digest); err != nil {
+			return nil, nil, fmt.Errorf("manifest %s: %w", ref, err)
+		}
+	}
+	return m, digest, nil
+}
+
+// withDefaults fills in the HTTP client: one that follows a redirect only
+// where the first request could have gone (https; loopback http with
+// AllowInsecure), so a mirror cannot downgrade a download to plain http.
+func (o Options) withDefaults() Options {
+	if o.HTTP == nil {
+		o.HTTP = &http.Client{CheckRedirect: insecure.CheckRedirect(o.AllowInsecure)}
+	}
+	return o
 }
 
 func (o Options) wanted(channel string) bool {
