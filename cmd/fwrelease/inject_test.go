@@ -1,61 +1,20 @@
 package main
 
 import (
-	"net"
-	"net/http"
-	"net/http/httptest"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"testing"
+	"time"
 )
 
-// releaseServer serves a snapshot's local tree over loopback HTTP, and can
-// be told to misbehave.
-type releaseServer struct {
-	*httptest.Server
-	mode     atomic.Value // "", "corrupt", "truncate", "missing"
-	requests atomic.Int32
-}
-
-func newReleaseServer(t *testing.T, root string) *releaseServer {
-	s := &releaseServer{}
-	s.mode.Store("")
-	files := http.FileServer(http.Dir(root))
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.requests.Add(1)
-		data, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(r.URL.Path)))
-		switch s.mode.Load().(string) {
-		case "missing":
-			http.NotFound(w, r)
-		case "corrupt":
-			if err == nil {
-				data[len(data)/2] ^= 0xff
-				w.Write(data)
-			}
-		case "truncate":
-			// Promise the whole file, send half, then drop the connection.
-			w.Header().Set("Content-Length", strconv.Itoa(len(data)))
-			w.WriteHeader(http.StatusOK)
-			w.Write(data[:len(data)/2])
-			if hj, ok := w.(http.Hijacker); ok {
-				if conn, _, err := hj.Hijack(); err == nil {
-					conn.(*net.TCPConn).SetLinger(0)
-					conn.Close()
-				}
-			}
-		default:
-			files.ServeHTTP(w, r)
-		}
-	}))
-	t.Cleanup(s.Close)
-	return s
-}
-
-// toolbox makes a PATH holding only the named tools, as a minimal image would.
+// toolbox makes a PATH holding only the named tools and the target's
+// python3, as a minimal base image would.
 func toolbox(t *testing.T, python string, tools ...string) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -70,122 +29,353 @@ func toolbox(t *testing.T, python string, tools ...string) string {
 	return dir
 }
 
-var baseTools = []string{"sh", "bash", "tar", "gzip", "mktemp", "cat", "rm", "mv", "cp", "mkdir", "dirname", "cut", "sleep"}
+// What the start script needs besides a downloader and sha256sum; coreutils,
+// findutils, sed, tar and gzip are in every Debian and Ubuntu base image.
+var baseTools = []string{"sh", "bash", "tar", "gzip", "mktemp", "cat", "rm", "mv", "cp", "mkdir", "cut", "sleep",
+	"chmod", "touch", "ls", "tail", "find", "sed", "tr", "dirname"}
 
-func TestInjectStartCommand(t *testing.T) {
-	skipShort(t)
-	dir := t.TempDir()
-	s := releaseSnapshot(t, exampleConfig(t), filepath.Join(dir, "dist"), "022", "UTC")
-	const id = "py3.11-cpu-linux-x86_64"
-	a, _ := s.manifest.Find(id)
-	py := python(t, "3.11")
+// images are the downloaders a base image may have: curl, else wget, else
+// only python3 (and then no sha256sum either, as in python:3.X-slim).
+var images = map[string][]string{
+	"curl":   append([]string{"curl", "sha256sum"}, baseTools...),
+	"wget":   append([]string{"wget", "sha256sum"}, baseTools...),
+	"python": baseTools,
+}
 
-	images := map[string][]string{
-		"curl":                      append([]string{"curl", "sha256sum"}, baseTools...),
-		"wget only":                 append([]string{"wget", "sha256sum"}, baseTools...),
-		"python only, no sha256sum": baseTools,
+// container runs one start of a container: the script by a shell, with
+// only the image's tools on PATH.
+type container struct {
+	t        *testing.T
+	rel      *httpsRel
+	shell    string // /bin/bash or /bin/dash
+	image    string // a key of images
+	fwDir    string
+	cacheDir string
+	url      string // --url; default: the manifest's
+}
+
+// script renders the start script for a target with fwrelease inject.
+func (c container) script(target string) string {
+	c.t.Helper()
+	args := []string{"inject", "--manifest", c.rel.manifest, "--key", c.rel.pub, "--target", target, "--fw-dir", c.fwDir, "--cache-dir", c.cacheDir}
+	if c.url != "" {
+		args = append(args, "--url", c.url)
 	}
-	for name, tools := range images {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			srv := newReleaseServer(t, filepath.Join(s.dist, "local"))
-			url := srv.URL + "/v1.2.0/" + a.File
-			root := t.TempDir()
-			fwDir, cache := filepath.Join(root, "opt", "flash-worker"), filepath.Join(root, "volume", ".flash-worker")
-			r := run(t, dir, nil, "inject", "--manifest", filepath.Join(s.dist, "manifest.json"), "--target", id, "--url", url, "--fw-dir", fwDir, "--cache-dir", cache)
-			if r.code != 0 {
-				t.Fatalf("inject: %s", r.stderr)
-			}
-			path := toolbox(t, py, tools...)
-			start := func() (string, error) {
-				cmd := exec.Command("/usr/bin/bash", "-c", r.stdout)
-				cmd.Env = []string{"PATH=" + path, "FLASH_WORKER_SELFTEST=1", "HOME=" + root}
-				out, err := cmd.CombinedOutput()
-				return string(out), err
-			}
-			const ok = "flash-worker 1.2.0 ok python 3.11\n"
+	r := run(c.t, c.t.TempDir(), c.rel.env(), args...)
+	if r.code != 0 {
+		c.t.Fatalf("inject: exit %d: %s", r.code, r.stderr)
+	}
+	return r.stdout
+}
 
-			srv.mode.Store("")
-			out, err := start()
-			if err != nil || !strings.HasSuffix(out, ok) {
-				t.Fatalf("cold start: %v\n%s", err, out)
-			}
-			if v, _ := os.ReadFile(filepath.Join(cache, "v1.2.0", ".version")); string(v) != "1.2.0\n" {
-				t.Errorf("the volume cache has no .version (dotfiles must be copied): %q", v)
-			}
+func (c container) start(target, python string) (string, error) {
+	c.t.Helper()
+	script := c.script(target)
+	cmd := exec.Command(c.shell, "-c", script)
+	cmd.Env = append([]string{"PATH=" + toolbox(c.t, python, images[c.image]...), "FLASH_WORKER_SELFTEST=1", "HOME=" + c.t.TempDir()}, c.rel.env()...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
 
-			before := srv.requests.Load()
-			srv.mode.Store("missing") // the server is as good as gone
-			if out, err := start(); err != nil || !strings.HasSuffix(out, ok) {
-				t.Errorf("warm restart: %v\n%s", err, out)
-			}
-			os.RemoveAll(fwDir)
-			if out, err := start(); err != nil || !strings.HasSuffix(out, ok) {
-				t.Errorf("new container from the volume cache: %v\n%s", err, out)
-			}
-			if srv.requests.Load() != before {
-				t.Errorf("warm and cached starts downloaded (%d requests)", srv.requests.Load()-before)
-			}
-			if entries, _ := os.ReadDir(filepath.Dir(fwDir)); len(entries) != 1 {
-				t.Errorf("left temporary directories beside %s: %v", fwDir, entries)
-			}
+func booted(py string) string { return "flash-worker 1.2.0 ok python " + py + "\n" }
 
-			// An older version in place and in the cache: upgrade.
-			os.RemoveAll(filepath.Join(cache, "v1.2.0"))
-			os.WriteFile(filepath.Join(fwDir, ".version"), []byte("1.1.0\n"), 0o644)
-			os.MkdirAll(filepath.Join(cache, "v1.1.0"), 0o755)
-			exec.Command("cp", "-R", fwDir+"/.", filepath.Join(cache, "v1.1.0")).Run()
-			srv.mode.Store("")
-			if out, err := start(); err != nil || !strings.HasSuffix(out, ok) {
-				t.Errorf("upgrade over 1.1.0: %v\n%s", err, out)
-			}
-			if v, _ := os.ReadFile(filepath.Join(fwDir, ".version")); string(v) != "1.2.0\n" {
-				t.Errorf("after the upgrade .version is %q", v)
-			}
-			if v, _ := os.ReadFile(filepath.Join(cache, "v1.1.0", ".version")); string(v) != "1.1.0\n" {
-				t.Errorf("the upgrade disturbed the older cache entry: %q", v)
-			}
+func sha256File(t *testing.T, path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	s := sha256.Sum256(data)
+	return hex.EncodeToString(s[:])
+}
 
-			// Bad downloads are never executed, and leave nothing behind.
-			for _, mode := range []string{"corrupt", "truncate", "missing"} {
-				os.RemoveAll(fwDir)
-				os.RemoveAll(cache)
-				srv.mode.Store(mode)
-				out, err := start()
-				if err == nil || strings.Contains(out, " ok python ") {
-					t.Errorf("%s download: exit %v, and it ran:\n%s", mode, err, out)
+// listDir names what is in dir, dotfiles included.
+func listDir(dir string) []string {
+	entries, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// The start script in each shell and each kind of image: containers of
+// two targets sharing one volume, restarts, tampering, killed containers,
+// and downloads that must never run.
+func TestStartScript(t *testing.T) {
+	rel := httpsRelease(t)
+	py310, py311 := python(t, "3.10"), python(t, "3.11")
+	a310, _ := rel.m.Find("py3.10-cpu-linux-x86_64")
+	a311, _ := rel.m.Find("py3.11-cpu-linux-x86_64")
+	for _, shell := range []string{"/bin/bash", "/bin/dash"} {
+		for _, image := range []string{"curl", "wget", "python"} {
+			t.Run(filepath.Base(shell)+"/"+image, func(t *testing.T) {
+				t.Parallel()
+				srv := newReleaseServer(t, rel.dir)
+				vol := filepath.Join(t.TempDir(), "runpod-volume")
+				os.Mkdir(vol, 0o755)
+				cache := filepath.Join(vol, ".flash-worker")
+				blobs := filepath.Join(cache, "sha256")
+				blob310 := filepath.Join(blobs, a310.SHA256+".tar.gz")
+				newContainer := func() container {
+					return container{t: t, rel: rel, shell: shell, image: image,
+						fwDir: filepath.Join(t.TempDir(), "opt", "flash-worker"), cacheDir: cache}
 				}
-				if !strings.Contains(out, "could not download flash-worker 1.2.0") {
-					t.Errorf("%s download: no clear message:\n%s", mode, out)
+				expectBoot := func(what string, c container, target, py string) {
+					t.Helper()
+					c.url = srv.URL + "/" + map[string]string{"3.10": a310.File, "3.11": a311.File}[py]
+					out, err := c.start(target, map[string]string{"3.10": py310, "3.11": py311}[py])
+					if err != nil || !strings.HasSuffix(out, booted(py)) {
+						t.Fatalf("%s: %v\n%s", what, err, out)
+					}
 				}
-				if _, err := os.Stat(fwDir); err == nil {
-					t.Errorf("%s download left %s", mode, fwDir)
+
+				// py3.10, then py3.11, then py3.10 on one volume: each its own.
+				expectBoot("py3.10 cold", newContainer(), "py3.10-cpu-linux-x86_64", "3.10")
+				expectBoot("py3.11 cold", newContainer(), "py3.11-cpu-linux-x86_64", "3.11")
+				if got := listDir(blobs); len(got) != 2 {
+					t.Errorf("two targets should leave two blobs: %v", got)
 				}
-				if entries, _ := os.ReadDir(filepath.Dir(fwDir)); len(entries) != 0 {
-					t.Errorf("%s download left temporary directories: %v", mode, entries)
+				before := srv.downloads.Load()
+				srv.mode.Store("missing")
+				third := newContainer()
+				expectBoot("py3.10 from the volume", third, "py3.10-cpu-linux-x86_64", "3.10")
+				if n := srv.downloads.Load() - before; n != 0 {
+					t.Errorf("a start with the blob on the volume downloaded %d times", n)
 				}
+
+				// A restarted container reuses its tree, even without the volume.
+				os.Rename(vol, vol+".away")
+				expectBoot("restart", third, "py3.10-cpu-linux-x86_64", "3.10")
+				os.Rename(vol+".away", vol)
+				if m, _ := os.ReadFile(filepath.Join(third.fwDir, ".fw-sha256")); strings.TrimSpace(string(m)) != a310.SHA256 {
+					t.Errorf("the marker in --fw-dir is %q", m)
+				}
+				// ... but not a tree whose marker names other bytes.
+				os.WriteFile(filepath.Join(third.fwDir, ".fw-sha256"), []byte(a311.SHA256+"\n"), 0o644)
+				os.WriteFile(filepath.Join(third.fwDir, "bootstrap.sh"), []byte("#!/bin/sh\necho stale tree ran\n"), 0o755)
+				expectBoot("restart with a stale tree", third, "py3.10-cpu-linux-x86_64", "3.10")
+
+				// A blob tampered on the volume (here: another target's valid
+				// tarball) is replaced, never run.
+				srv.mode.Store("")
+				other, _ := os.ReadFile(filepath.Join(rel.dir, a311.File))
+				os.WriteFile(blob310, other, 0o644)
+				before = srv.downloads.Load()
+				expectBoot("tampered blob", newContainer(), "py3.10-cpu-linux-x86_64", "3.10")
+				if got := sha256File(t, blob310); got != a310.SHA256 {
+					t.Errorf("the tampered blob was not replaced: sha256 %s", got)
+				}
+				if n := srv.downloads.Load() - before; n != 1 {
+					t.Errorf("replacing the tampered blob took %d downloads, want 1", n)
+				}
+
+				// A killed container's leftovers: a half-written blob under its
+				// temporary name, an old one, and a temp dir beside --fw-dir.
+				fresh := newContainer()
+				stale := filepath.Join(blobs, ".tmp.killed1")
+				recent := filepath.Join(blobs, ".tmp.inflight")
+				os.WriteFile(stale, other[:len(other)/2], 0o600)
+				os.WriteFile(recent, other[:10], 0o600)
+				hour := time.Now().Add(-time.Hour)
+				os.Chtimes(stale, hour, hour)
+				os.MkdirAll(fresh.fwDir+".tmp.killed2/t", 0o755)
+				expectBoot("after a killed container", fresh, "py3.10-cpu-linux-x86_64", "3.10")
+				if _, err := os.Stat(stale); err == nil {
+					t.Errorf("an hour-old temporary blob was not cleaned")
+				}
+				if _, err := os.Stat(recent); err != nil {
+					t.Errorf("a blob another container is writing now was removed")
+				}
+				os.Remove(recent)
+				if got := listDir(filepath.Dir(fresh.fwDir)); len(got) != 1 {
+					t.Errorf("beside --fw-dir: %v, want only the tree", got)
+				}
+
+				// https -> https redirects are followed (GitHub's downloads).
+				c := newContainer()
+				c.url = srv.URL + "/hop/" + a310.File
+				if out, err := c.start("py3.10-cpu-linux-x86_64", py310); err != nil || !strings.HasSuffix(out, booted("3.10")) {
+					t.Errorf("https redirect: %v\n%s", err, out)
+				}
+
+				// Downloads that must never run, with an empty volume.
+				for _, mode := range []string{"swap", "corrupt", "truncate", "missing", "downgrade"} {
+					os.RemoveAll(vol)
+					os.Mkdir(vol, 0o755)
+					srv.mode.Store(mode)
+					srv.swapWith = filepath.Join(rel.dir, a311.File)
+					c := newContainer()
+					c.url = srv.URL + "/" + a310.File
+					if mode == "downgrade" {
+						srv.mode.Store("")
+						c.url = srv.URL + "/downgrade/" + a310.File
+					}
+					out, err := c.start("py3.10-cpu-linux-x86_64", py310)
+					if err == nil || strings.Contains(out, " ok python ") || strings.Contains(out, "stale tree ran") {
+						t.Errorf("%s: exit %v, and it ran:\n%s", mode, err, out)
+					}
+					if !strings.Contains(out, "could not download flash-worker 1.2.0") {
+						t.Errorf("%s: no clear message:\n%s", mode, out)
+					}
+					if got := listDir(filepath.Dir(c.fwDir)); len(got) != 0 {
+						t.Errorf("%s: left %v beside --fw-dir", mode, got)
+					}
+					if got := listDir(blobs); len(got) != 0 {
+						t.Errorf("%s: left %v in the volume cache", mode, got)
+					}
+				}
+				if n := srv.plainHits.Load(); n != 0 {
+					t.Errorf("a redirect to plain http was followed (%d requests)", n)
+				}
+			})
+		}
+	}
+}
+
+// Five containers starting at once on one empty volume all boot, and
+// leave exactly one blob and no temporary files.
+func TestStartScriptConcurrentContainers(t *testing.T) {
+	rel := httpsRelease(t)
+	py := python(t, "3.11")
+	a, _ := rel.m.Find("py3.11-cpu-linux-x86_64")
+	for _, image := range []string{"curl", "python"} {
+		t.Run(image, func(t *testing.T) {
+			srv := newReleaseServer(t, rel.dir)
+			cache := filepath.Join(t.TempDir(), "volume", ".flash-worker")
+			os.MkdirAll(filepath.Dir(cache), 0o755)
+			var wg sync.WaitGroup
+			outs := make([]string, 5)
+			errs := make([]error, 5)
+			for i := range outs {
+				c := container{t: t, rel: rel, shell: "/bin/dash", image: image, url: srv.URL + "/" + a.File,
+					fwDir: filepath.Join(t.TempDir(), "opt", "flash-worker"), cacheDir: cache}
+				script := c.script(a.Target.ID)
+				path := toolbox(t, py, images[image]...)
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					cmd := exec.Command(c.shell, "-c", script)
+					cmd.Env = append([]string{"PATH=" + path, "FLASH_WORKER_SELFTEST=1"}, rel.env()...)
+					out, err := cmd.CombinedOutput()
+					outs[i], errs[i] = string(out), err
+				}()
+			}
+			wg.Wait()
+			for i := range outs {
+				if errs[i] != nil || !strings.HasSuffix(outs[i], booted("3.11")) {
+					t.Errorf("container %d: %v\n%s", i, errs[i], outs[i])
+				}
+			}
+			if got := listDir(filepath.Join(cache, "sha256")); len(got) != 1 || got[0] != a.SHA256+".tar.gz" {
+				t.Errorf("the volume holds %v, want exactly the one blob", got)
 			}
 		})
 	}
 }
 
-func TestInjectRefusesUnsafeValues(t *testing.T) {
-	skipShort(t)
+// A read-only or full volume costs the cache, never the start. Each runs
+// in a mount namespace of its own, with the volume remounted read-only or
+// a tiny tmpfs; that needs root (CI runs as root) or user namespaces.
+func TestStartScriptReadOnlyAndFullVolume(t *testing.T) {
+	rel := httpsRelease(t)
+	py := python(t, "3.11")
+	a, _ := rel.m.Find("py3.11-cpu-linux-x86_64")
+	unshare := []string{"/usr/bin/unshare", "-m"}
+	if os.Geteuid() != 0 {
+		unshare = append(unshare, "-r")
+	}
+	if out, err := exec.Command(unshare[0], append(unshare[1:], "/bin/true")...).CombinedOutput(); err != nil {
+		t.Fatalf("this test needs a mount namespace (run as root): %v %s", err, out)
+	}
+	good, _ := os.ReadFile(filepath.Join(rel.dir, a.File))
+	tests := []struct {
+		name, mount string
+		blob        bool // a good blob is on the volume already
+		downloads   int32
+	}{
+		{"read-only volume with the blob", "mount --bind $V $V && mount -o remount,bind,ro $V", true, 0},
+		{"read-only empty volume", "mount --bind $V $V && mount -o remount,bind,ro $V", false, 1},
+		{"full volume", "mount -t tmpfs -o size=8k tmpfs $V", false, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newReleaseServer(t, rel.dir)
+			vol := filepath.Join(t.TempDir(), "runpod-volume")
+			cache := filepath.Join(vol, ".flash-worker")
+			os.MkdirAll(filepath.Join(cache, "sha256"), 0o755)
+			if tt.blob {
+				os.WriteFile(filepath.Join(cache, "sha256", a.SHA256+".tar.gz"), good, 0o644)
+			}
+			c := container{t: t, rel: rel, shell: "/bin/bash", image: "curl", url: srv.URL + "/" + a.File,
+				fwDir: filepath.Join(t.TempDir(), "opt", "flash-worker"), cacheDir: cache}
+			script := c.script(a.Target.ID)
+			inner := strings.ReplaceAll(tt.mount, "$V", vol) + ` && exec env PATH="$FW_PATH" /bin/bash -c "$FW_SCRIPT"`
+			cmd := exec.Command(unshare[0], append(unshare[1:], "/bin/sh", "-c", inner)...)
+			cmd.Env = append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "FW_PATH=" + toolbox(t, py, images["curl"]...),
+				"FW_SCRIPT=" + script, "FLASH_WORKER_SELFTEST=1"}, rel.env()...)
+			var out bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Run(); err != nil || !strings.HasSuffix(out.String(), booted("3.11")) {
+				t.Fatalf("start: %v\n%s", err, out.String())
+			}
+			if n := srv.downloads.Load(); n != tt.downloads {
+				t.Errorf("%d downloads, want %d", n, tt.downloads)
+			}
+			if got := listDir(filepath.Dir(c.fwDir)); len(got) != 1 {
+				t.Errorf("beside --fw-dir: %v", got)
+			}
+		})
+	}
+}
+
+func TestInjectRefuses(t *testing.T) {
+	rel := httpsRelease(t)
 	dir := t.TempDir()
-	s := releaseSnapshot(t, exampleConfig(t), filepath.Join(dir, "dist"), "022", "UTC")
-	m := filepath.Join(s.dist, "manifest.json")
-	for _, url := range []string{"https://x/a'b", "https://x/$(reboot)", "https://x/a b"} {
-		r := run(t, dir, nil, "inject", "--manifest", m, "--target", "py3.11-cpu-linux-x86_64", "--url", url)
-		if r.code == 0 || !strings.Contains(r.stderr, "cannot be put in a start command safely") {
-			t.Errorf("--url %q: exit %d, %s", url, r.code, r.stderr)
-		}
+	const id = "py3.11-cpu-linux-x86_64"
+	inject := func(manifest string, extra ...string) result {
+		return run(t, dir, rel.env(), append([]string{"inject", "--manifest", manifest, "--target", id}, extra...)...)
 	}
-	r := run(t, dir, nil, "inject", "--manifest", m, "--target", "py3.9-cpu-linux-x86_64")
-	if r.code != 2 || !strings.Contains(r.stderr, "py3.11-cpu-linux-x86_64") {
+	if r := inject(rel.manifest, "--key", rel.pub, "--docker-args"); r.code != 0 || !strings.HasPrefix(r.stdout, "bash -c 'set -euf\n") {
+		t.Fatalf("inject --docker-args: exit %d %q %s", r.code, r.stdout, r.stderr)
+	}
+
+	// A manifest without its signature, with a tampered byte, or signed by
+	// someone else is never turned into a start script.
+	unsigned := filepath.Join(dir, "unsigned.json")
+	data, _ := os.ReadFile(rel.manifest)
+	os.WriteFile(unsigned, data, 0o644)
+	tampered := filepath.Join(dir, "tampered.json")
+	os.WriteFile(tampered, bytes.Replace(data, []byte(`"size": `), []byte(`"size": 1`), 1), 0o644)
+	bundle, _ := os.ReadFile(rel.manifest + ".sigstore.json")
+	os.WriteFile(tampered+".sigstore.json", bundle, 0o644)
+	snapshotPub := filepath.Join(rel.dir, "snapshot.pub")
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no trust given", []string{rel.manifest}, "say whom to trust"},
+		{"unsigned", []string{unsigned, "--key", rel.pub}, "manifest's signature"},
+		{"tampered", []string{tampered, "--key", rel.pub}, "not using " + tampered},
+		{"another key", []string{rel.manifest, "--key", snapshotPub}, "not using"},
+		{"plain http --url", []string{rel.manifest, "--key", rel.pub, "--url", "http://127.0.0.1:1/x.tar.gz"}, "plain http; pass --allow-insecure"},
+		{"option as --url", []string{rel.manifest, "--key", rel.pub, "--url", "-K/etc/passwd"}, "leading -"},
+		{"quote in --url", []string{rel.manifest, "--key", rel.pub, "--url", "https://x/a'b"}, "cannot be put in a start script"},
+		{"relative --fw-dir", []string{rel.manifest, "--key", rel.pub, "--fw-dir", "fw"}, "--fw-dir"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := inject(tt.args[0], tt.args[1:]...)
+			if r.code == 0 || !strings.Contains(r.stderr, tt.want) || r.stdout != "" {
+				t.Errorf("exit %d, stdout %q, stderr %s; want an error saying %q", r.code, r.stdout, r.stderr, tt.want)
+			}
+		})
+	}
+	// With --allow-insecure, loopback http is fine (tests, local mirrors).
+	if r := run(t, dir, rel.env(), "--allow-insecure", "inject", "--manifest", rel.manifest, "--key", rel.pub, "--target", id, "--url", "http://127.0.0.1:1/x.tar.gz"); r.code != 0 {
+		t.Errorf("--allow-insecure with a loopback --url: exit %d, %s", r.code, r.stderr)
+	}
+	r := run(t, dir, rel.env(), "inject", "--manifest", rel.manifest, "--key", rel.pub, "--target", "py3.9-cpu-linux-x86_64")
+	if r.code != 2 || !strings.Contains(r.stderr, id) {
 		t.Errorf("unknown target: exit %d, %s", r.code, r.stderr)
-	}
-	r = run(t, dir, nil, "inject", "--manifest", m, "--target", "py3.11-cpu-linux-x86_64")
-	if r.code != 1 || !strings.Contains(r.stderr, "no https URL") {
-		t.Errorf("a snapshot has only file:// URLs: exit %d, %s", r.code, r.stderr)
 	}
 }
