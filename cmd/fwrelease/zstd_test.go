@@ -39,8 +39,9 @@ func TestZstdFormat(t *testing.T) {
 	if out, err := boot.CombinedOutput(); err != nil || string(out) != "flash-worker 1.2.0 ok python 3.13\n" {
 		t.Errorf("boot: %v %s", err, out)
 	}
-	r := run(t, dir, nil, "inject", "--manifest", filepath.Join(s.dist, "manifest.json"), "--target", a.Target.ID, "--url", "https://example.com/x.tar.zst")
-	if !strings.Contains(r.stdout, "tar --zstd -xf") {
+	r := run(t, dir, nil, "inject", "--manifest", filepath.Join(s.dist, "manifest.json"), "--target", a.Target.ID, "--url", "https://example.com/x.tar.zst",
+		"--key", filepath.Join(s.dist, "snapshot.pub"))
+	if !strings.Contains(r.stdout, "tar --zstd -xf") || !strings.Contains(r.stdout, ".tar.zst") {
 		t.Errorf("the start command does not unpack zstd:\n%s", r.stdout)
 	}
 }
