@@ -34,6 +34,9 @@ import time
 class Throttled(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
+    def handle_error(self, request, client_address):
+        pass  # a client that stops reading (tar done, or the SDK's second download) is not news
+
     def __init__(self, root, rate):
         self.root, self.rate, self.sent = root, rate, 0
         self.lock = threading.Lock()
