@@ -77,6 +77,10 @@ hyperfine --runs "$runs" --warmup 1 --export-json "$work/extract.json" \
   "tar xzf $work/t.tar.gz -C $work/x1" \
   "tar xzf $fw_slim -C $work/x2" >/dev/null
 
+echo "== cold start: the SDK's start command and fwrelease inject's"
+python3 bench/coldstart.py --fwrelease "$fw" --tree "$work/tree/site-packages" --work "$work/coldstart" \
+  --runs "$runs" > "$work/coldstart.md"
+
 echo "== scale: targets of the example built at once"
 # The example with a CUDA accelerator too: 4 Pythons × 2 accelerators.
 cp -r examples/flash-worker "$work/example"
@@ -163,6 +167,15 @@ hyperfine's mean of $runs runs unless it says otherwise.
 | \`tar czf\` of the unslimmed tree | $(size "$work/t.tar.gz") | $x_plain |
 | fwrelease, slimmed | $(size "$fw_slim") | $x_slim |
 | ratio | $(ratio "$(size "$fw_slim")" "$(size "$work/t.tar.gz")") | $(ratio "$x_slim" "$x_plain") |
+
+## Cold start: from container start to \`exec bootstrap.sh\`
+
+\`bench/coldstart.py\`: the SDK's current command (rebuilt from its injection generator, paths moved into
+a scratch directory) and \`fwrelease inject\`'s script, on the realistic tree's tarball. "volume
+cache" is a new container with the network volume's cache filled by an earlier one; "restart" is
+the same container started again.
+
+$(cat "$work/coldstart.md")
 
 ## Memory: a 2 GiB (incompressible) artifact
 
