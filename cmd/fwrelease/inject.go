@@ -62,7 +62,7 @@ func newInject(g *globalOptions) *cobra.Command {
 			}
 			switch {
 			case g.json:
-				return json.NewEncoder(g.stdout).Encode(map[string]any{"command": []string{"bash", "-c", script}})
+				return json.NewEncoder(g.stdout).Encode([]string{"bash", "-c", script})
 			case o.dockerArgs:
 				_, err = fmt.Fprintln(g.stdout, inject.DockerArgs(script))
 			default:

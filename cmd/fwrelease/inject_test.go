@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"crypto/sha256"
 	"encoding/hex"
 	"os"
@@ -337,6 +338,12 @@ func TestInjectRefuses(t *testing.T) {
 	}
 	if r := inject(rel.manifest, "--key", rel.pub, "--docker-args"); r.code != 0 || !strings.HasPrefix(r.stdout, "bash -c 'set -euf\n") {
 		t.Fatalf("inject --docker-args: exit %d %q %s", r.code, r.stdout, r.stderr)
+	}
+	script := inject(rel.manifest, "--key", rel.pub).stdout
+	var argv []string
+	if r := run(t, dir, rel.env(), "--json", "inject", "--manifest", rel.manifest, "--target", id, "--key", rel.pub); json.Unmarshal([]byte(r.stdout), &argv) != nil ||
+		len(argv) != 3 || argv[0] != "bash" || argv[1] != "-c" || argv[2] != script {
+		t.Errorf("inject --json: exit %d, %.80q; want [\"bash\", \"-c\", script]", r.code, r.stdout)
 	}
 
 	// A manifest without its signature, with a tampered byte, or signed by

@@ -166,6 +166,9 @@ func makeHTTPSRelease(t *testing.T, base string) (*httpsRel, string) {
 		a := a.(map[string]any)
 		file := a["file"].(string)
 		a["urls"] = []string{h.server.URL + "/" + file}
+		if _, ok := a["channels"]; ok {
+			a["channels"] = map[string]string{"s3": h.server.URL + "/" + file}
+		}
 		a["signature"].(map[string]any)["urls"] = []string{h.server.URL + "/" + file + sign.BundleSuffix}
 		delete(a, "oci")
 	}
