@@ -115,6 +115,10 @@ type copier struct {
 // the project, may point outside the staging directory from where it now
 // sits, and nothing may be written through it.
 func (c copier) copyTree(src, dst string) error {
+	// deps.dir is copied into a site-packages that does not exist yet.
+	if err := os.MkdirAll(c.root, 0o755); err != nil {
+		return err
+	}
 	to, err := os.OpenRoot(c.root)
 	if err != nil {
 		return err
