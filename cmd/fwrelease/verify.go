@@ -54,7 +54,7 @@ func newVerify(g *globalOptions) *cobra.Command {
 
 // addFlags adds which channels to check and whom to trust (verify, pin).
 func (o *verifyOptions) addFlags(cmd *cobra.Command) {
-	cmd.Flags().StringArrayVar(&o.channels, "channel", nil, "check only this channel: local, s3, github, oci (repeatable)")
+	cmd.Flags().StringArrayVar(&o.channels, "channel", nil, "check only this channel: "+channelList+" (repeatable)")
 	o.addTrustFlags(cmd)
 }
 
