@@ -120,6 +120,8 @@ func TestExitCodesAndMessages(t *testing.T) {
 		{"unknown flag", []string{"targets", "--colour"}, 2, []string{"unknown flag: --colour"}},
 		{"missing argument", []string{"inspect"}, 2, []string{"accepts 1 arg"}},
 		{"unknown target", []string{"--config", exampleConfig(t), "build", "--target", "py3.9-cpu-linux-x86_64"}, 2, []string{"unknown target py3.9-cpu-linux-x86_64", "py3.10-cpu-linux-x86_64"}},
+		{"unknown channel", []string{"--config", exampleConfig(t), "--dist", dir, "release", "--to", "gcs"}, 2, []string{"--to gcs: not a channel (local, s3, github, oci)"}},
+		{"unconfigured channel", []string{"--config", exampleConfig(t), "--dist", dir, "release", "--to", "s3"}, 1, []string{"--to s3: the config has no publish.s3 section"}},
 		{"missing config", []string{"--config", filepath.Join(dir, "nope.yaml"), "targets"}, 1, []string{"nope.yaml"}},
 		{"bad config", []string{"--config", badCfg, "targets"}, 1, []string{"bad.yaml:2: version:", "bad.yaml:3: matrix.arch[0]:"}},
 		{"inspect a non-tarball", []string{"inspect", badCfg}, 1, []string{"inspecting " + badCfg, "not a gzip or zstd"}},

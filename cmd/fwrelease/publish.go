@@ -99,10 +99,6 @@ func (o *publishOptions) addFlags(cmd *cobra.Command) {
 // handed: the channels from the config's table, the signer, and the
 // checker that lets a re-run keep a published signature.
 func makePublishing(ctx context.Context, g *globalOptions, cfg *config.Config, o *publishOptions, commit string) (release.Publishing, error) {
-	signer, err := makeSigner(ctx, g, &o.signOptions, cfg)
-	if err != nil {
-		return release.Publishing{}, err
-	}
 	pubs, err := publish.Open(ctx, &cfg.Publish, o.to, publish.Settings{
 		Dist: g.dist, Replace: o.replace, AllowInsecure: g.allowInsecure, Commit: commit,
 		Source: sourceURL(cfg), Log: g.logger(), Progress: g.progressBar(),
@@ -111,6 +107,10 @@ func makePublishing(ctx context.Context, g *globalOptions, cfg *config.Config, o
 	if errors.As(err, &unknown) {
 		return release.Publishing{}, usageError{err}
 	}
+	if err != nil {
+		return release.Publishing{}, err
+	}
+	signer, err := makeSigner(ctx, g, &o.signOptions, cfg)
 	if err != nil {
 		return release.Publishing{}, err
 	}
