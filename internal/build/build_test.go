@@ -268,3 +268,50 @@ func TestStageDoesNotWriteThroughStagedSymlink(t *testing.T) {
 		t.Error("stage wrote outside the staging directory through a staged symlink")
 	}
 }
+
+// Debian's yaml C extension needs libyaml-0.so.2: reported unless the tree
+// or the base image's list (with shared_libs.provided) has it.
+func TestMissingLibs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs Debian's python3-yaml")
+	}
+	ext, _ := filepath.Glob("/usr/lib/python3/dist-packages/yaml/_yaml.cpython-*.so")
+	if len(ext) == 0 {
+		t.Fatal("no Debian python3-yaml C extension here (apt-get install python3-yaml; .ci/run does)")
+	}
+	root := t.TempDir()
+	data, _ := os.ReadFile(ext[0])
+	writeFile(t, filepath.Join(root, "site-packages", "yaml", filepath.Base(ext[0])), string(data), 0o644)
+	writeFile(t, filepath.Join(root, "src", "handler.py"), "", 0o644)
+	cpu := target.Target{Python: "3.11", Accel: "cpu", OS: "linux", Arch: "x86_64"}
+	names := func(c config.SharedLibs, tg target.Target) string {
+		m, err := missingLibs(root, c, tg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, l := range m {
+			out = append(out, l.Name+"<"+strings.Join(l.NeededBy, ",")+"@"+l.BaseImage)
+		}
+		return strings.Join(out, " ")
+	}
+	want := "libyaml-0.so.2<site-packages/yaml/" + filepath.Base(ext[0]) + "@python-slim"
+	if got := names(config.SharedLibs{}, cpu); got != want {
+		t.Errorf("missing %q, want %q", got, want)
+	}
+	if got := names(config.SharedLibs{Provided: []string{"libyaml-0.so.2"}}, cpu); got != "" {
+		t.Errorf("with libyaml-0.so.2 provided, missing %q", got)
+	}
+	cu := cpu
+	cu.Accel = "cu128"
+	if got := names(config.SharedLibs{}, cu); !strings.HasSuffix(got, "@pytorch-runtime") {
+		t.Errorf("a CUDA target's default base image: %q", got)
+	}
+	if got := names(config.SharedLibs{Base: "none"}, cpu); !strings.Contains(got, "libyaml-0.so.2") || strings.Contains(got, "libc.so.6") {
+		t.Errorf("base none: %q (glibc is always there)", got)
+	}
+	writeFile(t, filepath.Join(root, "site-packages", "yaml.libs", "libyaml-0.so.2"), "not even ELF", 0o644)
+	if got := names(config.SharedLibs{}, cpu); got != "" {
+		t.Errorf("a libyaml-0.so.2 in the tree still reported: %q", got)
+	}
+}
