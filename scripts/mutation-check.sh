@@ -59,7 +59,7 @@ mutation s3-skip-only-single-put "re-runs upload nothing" \
 	internal/publish/s3.go 'if exists && have == obj\.SHA256 \{' 'if exists && have == obj.SHA256 && obj.Size <= p.threshold() {'
 mutation s3-already-published-uploads "re-runs upload nothing" \
 	./internal/publish '^TestS3RepublishWritesNothingAtTheServer$' \
-	internal/publish/s3.go '(Debug\("already published"[^\n]*\n\s*)return p\.URL\(obj\.Key\), nil' '${1}return p.URL(obj.Key), p.put(ctx, key, obj, true)'
+	internal/publish/s3.go '(Debug\("already published"[^\n]*\n\s*)return (p\.URL\([^\n]*\)), nil' '${1}return ${2}, p.put(ctx, key, obj, true)'
 mutation local-replaces-published "re-runs upload nothing" \
 	./cmd/fwrelease '^TestKeylessReleaseVerifies$' \
 	internal/publish/local.go 'if !l\.Replace \{' 'if false {'
@@ -95,6 +95,16 @@ mutation verify-skips-signature "nothing runs unverified" \
 	./cmd/fwrelease '^TestVerifyRejectsTampering$' \
 	internal/verify/verify.go 'return v\.VerifyDigest\(b, "sha256", digest\)' '_ = b
 	return nil'
+# The start script: a download or a cached blob is run only if its sha256
+# is the release's. The first mutation is the one an audit found unguarded:
+# gzip -t instead of the digest, which another target's well-formed tarball
+# passes.
+mutation start-script-gzip-t "nothing runs unverified" \
+	./cmd/fwrelease '^TestStartScript$/^bash$/^curl$' \
+	internal/inject/start.sh.tmpl '\[ "\$\(sum "\$T"\)" != "\$H" \] \|\| return 0' '! gzip -t "$T" || return 0'
+mutation start-script-cache-unchecked "nothing runs unverified" \
+	./cmd/fwrelease '^TestStartScript$/^bash$/^curl$' \
+	internal/inject/start.sh.tmpl '(if \[ -f "\$B" \] && cp "\$B" "\$T" 2>/dev/null) && \[ "\$\(sum "\$T"\)" = "\$H" \]' '${1}'
 
 if [ "${1:-}" = -l ]; then
 	for i in "${!names[@]}"; do
@@ -113,8 +123,14 @@ if [ "${1:-}" = --allow-stale ]; then
 	shift
 fi
 want=("$@")
+in_list() { # WORD LIST...
+	local w=$1 x
+	shift
+	for x in "$@"; do [ "$x" = "$w" ] && return 0; done
+	return 1
+}
 for w in "${want[@]}"; do
-	printf '%s\n' "${names[@]}" | grep -qx -- "$w" || { echo "no mutation named $w (-l lists them)" >&2; exit 2; }
+	in_list "$w" "${names[@]}" || { echo "no mutation named $w (-l lists them)" >&2; exit 2; }
 done
 
 work=$(mktemp -d)
@@ -161,7 +177,7 @@ caught=0
 stale=0
 for i in "${!names[@]}"; do
 	name=${names[$i]}
-	if [ ${#want[@]} -gt 0 ] && ! printf '%s\n' "${want[@]}" | grep -qx -- "$name"; then
+	if [ ${#want[@]} -gt 0 ] && ! in_list "$name" "${want[@]}"; then
 		continue
 	fi
 	log=$work/$name.log
