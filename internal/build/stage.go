@@ -229,5 +229,9 @@ func (c copier) open(src string) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return c.from.Open(rel)
+	f, err := c.from.Open(rel)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", src, err)
+	}
+	return f, nil
 }
