@@ -3,30 +3,82 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/runpod-workers/fwrelease/internal/testserver"
 )
 
 func TestWorkflowsLint(t *testing.T) {
 	bin := testserver.Binary(t, "actionlint", "github.com/rhysd/actionlint/cmd/actionlint@v1.7.12")
-	files, _ := filepath.Glob(filepath.Join(repoRoot(t), ".github", "workflows", "*.yml"))
-	if len(files) < 3 {
-		t.Fatalf("workflows: %v", files)
+	dir := filepath.Join(repoRoot(t), ".github", "workflows")
+	files, _ := filepath.Glob(filepath.Join(dir, "*.yml"))
+	for _, name := range []string{"ci.yml", "snapshot.yml", "release.yml", "worker-release.yml", "goreleaser.yml"} {
+		if !slices.Contains(files, filepath.Join(dir, name)) {
+			t.Errorf("no %s among %v", name, files)
+		}
 	}
+	// actionlint checks action.yml's inputs where a workflow uses it as ./
+	// (ci.yml), and the reusable workflow's inputs where release.yml calls it.
 	out, err := exec.Command(bin, files...).CombinedOutput()
 	if err != nil {
 		t.Errorf("actionlint: %v\n%s", err, out)
 	}
 }
 
-// The release workflow's commands, run in order as its jobs do: the target
-// matrix, one build per "runner", then one publish that merges and signs,
-// to every channel (the real S3 and OCI servers, the GitHub fake, a local
+// Each job of the reusable workflow holds only what it needs: nothing by
+// default, the OIDC token only where something is signed, write access only
+// where something is published.
+func TestWorkerReleasePermissions(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(repoRoot(t), ".github", "workflows", "worker-release.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wf struct {
+		Permissions map[string]string `yaml:"permissions"`
+		Jobs        map[string]struct {
+			Permissions map[string]string `yaml:"permissions"`
+		} `yaml:"jobs"`
+	}
+	if err := yaml.Unmarshal(data, &wf); err != nil {
+		t.Fatal(err)
+	}
+	if wf.Permissions == nil || len(wf.Permissions) != 0 {
+		t.Errorf("workflow-wide permissions %v, want {}", wf.Permissions)
+	}
+	want := map[string]map[string]string{
+		"targets": {"contents": "read"},
+		"build":   {"contents": "read"},
+		"merge":   {},
+		"sign":    {"contents": "read", "id-token": "write"},
+		"publish": {"contents": "write", "packages": "write", "id-token": "write"},
+		"verify":  {"contents": "read", "packages": "read"},
+	}
+	for name, job := range wf.Jobs {
+		w, ok := want[name]
+		if !ok {
+			t.Errorf("job %s: no expected permissions in this test; add them", name)
+			continue
+		}
+		if job.Permissions == nil || !maps.Equal(job.Permissions, w) {
+			t.Errorf("job %s: permissions %v, want %v", name, job.Permissions, w)
+		}
+	}
+	if len(wf.Jobs) != len(want) {
+		t.Errorf("jobs %d, want %d", len(wf.Jobs), len(want))
+	}
+}
+
+// The reusable release workflow's commands, run in order as its jobs do:
+// the target matrix, one build per "runner", merge, sign, then publish to
+// every channel (the real S3 and OCI servers, the GitHub fake, a local
 // mirror), then verify. A single `release` of the same source gives the
 // same manifest.
 func TestWorkflowCommandsMatchSingleRelease(t *testing.T) {
@@ -48,23 +100,40 @@ func TestWorkflowCommandsMatchSingleRelease(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &targets); err != nil || len(targets) != 4 {
 		t.Fatalf("targets --json: %v %s", err, r.stdout)
 	}
-	// Job 2: one build per runner.
-	var from []string
+	// Job 2: one build per runner; job 3 downloads every runner's shard
+	// into one dist/ (download-artifact's merge-multiple) and merges.
+	dist := filepath.Join(dir, "dist")
 	for _, tg := range targets {
 		d := filepath.Join(dir, "shards", tg.ID)
 		if r := run(t, dir, env, "--config", cfg, "--dist", d, "build", "--target", tg.ID); r.code != 0 {
 			t.Fatalf("build %s: %s", tg.ID, r.stderr)
 		}
-		from = append(from, "--from", d)
+		if err := os.CopyFS(dist, os.DirFS(d)); err != nil {
+			t.Fatal(err)
+		}
 	}
-	// Job 3: merge (as a check), then publish everything and verify.
-	if r := run(t, dir, env, append(append([]string{"manifest", "merge"}, from...), "-o", filepath.Join(dir, "merged.json"))...); r.code != 0 {
+	if r := run(t, dir, env, "manifest", "merge", "--from", dist, "-o", filepath.Join(dir, "merged.json")); r.code != 0 {
 		t.Fatalf("merge: %s", r.stderr)
 	}
-	dist := filepath.Join(dir, "dist")
-	r = run(t, dir, env, append(append([]string{"--config", cfg, "--dist", dist, "--allow-insecure", "publish"}, from...), "--key", filepath.Join(filepath.Dir(cfg), "release.key"))...)
+	// Job 4 signs, job 5 publishes what job 4 signed (signing only the
+	// manifest), then verify.
+	key := filepath.Join(filepath.Dir(cfg), "release.key")
+	if r := run(t, dir, env, "--config", cfg, "--dist", dist, "sign", "--key", key); r.code != 0 || strings.Count(r.stdout, ".sigstore.json") != 4 {
+		t.Fatalf("sign: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	bundles := map[string][]byte{}
+	matches, _ := filepath.Glob(filepath.Join(dist, "*.tar.gz.sigstore.json"))
+	for _, m := range matches {
+		bundles[m], _ = os.ReadFile(m)
+	}
+	r = run(t, dir, env, "--config", cfg, "--dist", dist, "--allow-insecure", "publish", "--from", dist, "--key", key)
 	if r.code != 0 {
 		t.Fatalf("publish: exit %d\n%s", r.code, r.stderr)
+	}
+	for m, b := range bundles {
+		if now, _ := os.ReadFile(m); string(now) != string(b) {
+			t.Errorf("publish signed %s again, after the sign job had", m)
+		}
 	}
 	for _, tg := range targets {
 		if !strings.Contains(r.stdout, tg.ID) {
