@@ -25,7 +25,7 @@ func main() {
 			defer pprof.StopCPUProfile()
 		}
 	}
-	err := newRoot().ExecuteContext(ctx)
+	err := execute(ctx)
 	pprof.StopCPUProfile()
 	if err == nil {
 		return

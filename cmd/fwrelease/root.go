@@ -1,16 +1,15 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/runpod-workers/fwrelease/internal/config"
-	"github.com/runpod-workers/fwrelease/internal/redact"
 )
 
 // globalOptions are the flags every command takes.
@@ -20,12 +19,23 @@ type globalOptions struct {
 	json          bool
 	allowInsecure bool
 	verbose       bool
+	quiet         bool
+	logFormat     string
 	stdout        io.Writer
 	stderr        io.Writer
+	output        // how logs and progress reach stderr (output.go)
 }
 
-func newRoot() *cobra.Command {
+// execute runs the command line, then ends its terminal output (the step
+// in flight marked failed, the summary) before main prints the error.
+func execute(ctx context.Context) error {
 	g := &globalOptions{stdout: os.Stdout, stderr: os.Stderr}
+	err := newRoot(g).ExecuteContext(ctx)
+	g.finishOutput(err)
+	return err
+}
+
+func newRoot(g *globalOptions) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "fwrelease",
 		Short:         "Build, sign, publish and verify flash-worker releases",
@@ -38,6 +48,10 @@ func newRoot() *cobra.Command {
 	f.BoolVar(&g.json, "json", false, "print results as JSON")
 	f.BoolVar(&g.allowInsecure, "allow-insecure", false, "permit plain-HTTP loopback endpoints and URLs (tests, local mirrors)")
 	f.BoolVarP(&g.verbose, "verbose", "v", false, "log every step")
+	f.BoolVarP(&g.quiet, "quiet", "q", false, "log errors only")
+	f.StringVar(&g.logFormat, "log-format", "auto", "logs on stderr: auto (console on a terminal, else text), console, text (slog key=value) or json (for CI log processors)")
+	root.MarkFlagsMutuallyExclusive("verbose", "quiet")
+	root.PersistentPreRunE = func(*cobra.Command, []string) error { return g.setupOutput() }
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		newTargets(g),
@@ -55,14 +69,6 @@ func newRoot() *cobra.Command {
 	return root
 }
 
-func (g *globalOptions) logger() *slog.Logger {
-	level := slog.LevelInfo
-	if g.verbose {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(redact.Writer(g.stderr), &slog.HandlerOptions{Level: level}))
-}
-
 func (g *globalOptions) loadConfig(version string) (*config.Config, error) {
 	return config.Load(g.config, version)
 }
@@ -76,7 +82,7 @@ func (u usageError) Unwrap() error { return u.err }
 // isCobraUsage recognises cobra's own usage errors, which it does not type.
 func isCobraUsage(err error) bool {
 	msg := err.Error()
-	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "accepts ", "requires at least", "requires at most", "required flag"} {
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "accepts ", "requires at least", "requires at most", "required flag", "if any flags in the group"} {
 		if strings.HasPrefix(msg, p) {
 			return true
 		}

@@ -112,6 +112,8 @@ func (b *Builder) Build(ctx context.Context, targets []target.Target) ([]Result,
 
 func (b *Builder) buildTarget(ctx context.Context, t target.Target) (Result, error) {
 	start := time.Now()
+	// The terminal view starts the target's progress bar on this.
+	b.Log.Debug("building", "target", t.ID())
 	work := filepath.Join(b.Dist, ".work", t.ID())
 	if err := os.RemoveAll(work); err != nil {
 		return Result{}, err
