@@ -94,7 +94,7 @@ func normaliseScreen(screen, dir string) string {
 }
 
 // The log formats, in process: json for CI log processors, text (today's
-// structured lines), console on demand, and -q.
+// structured lines), console on demand, and -q; each redacts secrets.
 func TestLogFormats(t *testing.T) {
 	tests := []struct {
 		format string
@@ -134,9 +134,12 @@ func TestLogFormats(t *testing.T) {
 			log.Info("step", "name", "build")
 			log.Debug("step done", "name", "build", "took", time.Second)
 			log.Warn("slim", "note", "no strip")
-			log.Error("broken")
+			log.Error("broken", "error", "401 (Authorization: Bearer abcdefgh12345678)")
 			g.finishOutput(nil)
 			tt.check(t, stderr.String())
+			if strings.Contains(stderr.String(), "abcdefgh12345678") || !strings.Contains(stderr.String(), "[REDACTED]") {
+				t.Errorf("the token is not redacted: %q", stderr.String())
+			}
 		})
 	}
 	g := &globalOptions{logFormat: "yaml"}
