@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -12,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/runpod-workers/fwrelease/internal/archive"
 )
 
 // toolbox makes a PATH holding only the named tools and the target's
@@ -79,15 +79,6 @@ func (c container) start(target, python string) (string, error) {
 }
 
 func booted(py string) string { return "flash-worker 1.2.0 ok python " + py + "\n" }
-
-func sha256File(t *testing.T, path string) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	s := sha256.Sum256(data)
-	return hex.EncodeToString(s[:])
-}
 
 // listDir names what is in dir, dotfiles included.
 func listDir(dir string) []string {
@@ -163,7 +154,7 @@ func TestStartScript(t *testing.T) {
 				os.WriteFile(blob310, other, 0o644)
 				before = srv.downloads.Load()
 				expectBoot("tampered blob", newContainer(), "py3.10-cpu-linux-x86_64", "3.10")
-				if got := sha256File(t, blob310); got != a310.SHA256 {
+				if got, _ := archive.FileSHA256(blob310); got != a310.SHA256 {
 					t.Errorf("the tampered blob was not replaced: sha256 %s", got)
 				}
 				if n := srv.downloads.Load() - before; n != 1 {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mholt/archives"
 
+	"github.com/runpod-workers/fwrelease/internal/archive"
 	"github.com/runpod-workers/fwrelease/internal/insecure"
 	"github.com/runpod-workers/fwrelease/internal/target"
 )
@@ -72,7 +73,7 @@ func cacheDir(dist string) (string, error) {
 // the cache already holds bytes with that digest.
 func (b *Builder) fetchPinned(ctx context.Context, cacheDir, src string, remote bool, want string) (string, error) {
 	dst := filepath.Join(cacheDir, want)
-	if got, err := fileSHA256(dst); err == nil && got == want {
+	if got, err := archive.FileSHA256(dst); err == nil && got == want {
 		return dst, nil
 	}
 	var (
@@ -133,19 +134,6 @@ func (b *Builder) download(ctx context.Context, url string) (io.ReadCloser, erro
 		return nil, fmt.Errorf("downloading %s: %s", url, resp.Status)
 	}
 	return resp.Body, nil
-}
-
-func fileSHA256(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // addExtras puts each extra file, already fetched and checked, into root.

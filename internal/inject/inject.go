@@ -88,18 +88,18 @@ func Script(version string, a *manifest.Artifact, o Options) (string, error) {
 	if o.CacheDir == "" {
 		o.CacheDir = DefaultCacheDir
 	}
-	urls := o.URLs
-	if len(urls) == 0 {
-		var err error
-		if urls, err = URLs(a, o.AllowInsecure); err != nil {
-			return "", err
-		}
-	}
 	if err := ValidVersion(version); err != nil {
 		return "", err
 	}
+	urls := o.URLs
 	for _, u := range urls {
 		if err := checkURL(u, o.AllowInsecure); err != nil {
+			return "", err
+		}
+	}
+	if len(urls) == 0 {
+		var err error
+		if urls, err = URLs(a, o.AllowInsecure); err != nil { // checked as they are picked
 			return "", err
 		}
 	}
