@@ -12,6 +12,8 @@
 #
 # usage: bench/run.sh [OUT.md]   (default BENCHMARKS.md)
 #        bench/run.sh --check    only say which of the tools above are missing
+#        BENCH_RUNS=1 BENCH_EXTRACT_RUNS=2 BENCH_BIG=64M BENCH_OCI=16M bench/run.sh /tmp/try.md
+#                                a quick try of the script itself (figures meaningless)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/go/bin:$PATH"
@@ -28,9 +30,32 @@ work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 fw="$work/fwrelease"
 go build -o "$fw" ./cmd/fwrelease
-runs=${BENCH_RUNS:-5}
+runs=${BENCH_RUNS:-5}          # runs of each timing; the issue asks for medians over at least 5
+xruns=${BENCH_EXTRACT_RUNS:-10} # extraction is asked to be stable over 10
+# Sizes of the publish artifacts; smaller only to try this script out (the
+# tables' headings name the defaults).
+big=${BENCH_BIG:-2G} ocisize=${BENCH_OCI:-512M}
 
-mean() { python3 -c 'import json,sys; print("%.3f" % json.load(open(sys.argv[1]))["results"][int(sys.argv[2])]["mean"])' "$@"; }
+# median JSON INDEX: hyperfine's median of one command's runs.
+median() { python3 -c 'import json,sys; print("%.3f" % json.load(open(sys.argv[1]))["results"][int(sys.argv[2])]["median"])' "$@"; }
+# spread JSON INDEX: min–max of one command's runs, for "stable over N runs".
+spread() { python3 -c 'import json,sys; t=json.load(open(sys.argv[1]))["results"][int(sys.argv[2])]["times"]; print("%.3f–%.3f" % (min(t), max(t)))' "$@"; }
+# timed N FILE CMD...: runs CMD N times (after PREPARE, if set, untimed) and
+# writes the median wall time to FILE; for runs hyperfine cannot prepare for
+# (each needs a fresh repository name, passed as $run).
+timed() {
+  local n=$1 out=$2 i t0 t1; shift 2
+  : > "$out.all"
+  for i in $(seq "$n"); do
+    run=$i
+    if [ -n "${PREPARE:-}" ]; then eval "$PREPARE"; fi
+    t0=$(date +%s.%N)
+    eval "$*" >/dev/null 2>"$out.err" || { cat "$out.err" >&2; return 1; }
+    t1=$(date +%s.%N)
+    echo "$t0 $t1" >> "$out.all"
+  done
+  python3 -c 'import statistics,sys; print("%.2f" % statistics.median(float(b) - float(a) for a, b in (l.split() for l in open(sys.argv[1]))))' "$out.all" > "$out"
+}
 size() { stat -c %s "$1"; }
 ratio() { python3 -c 'import sys; print("%.2f" % (float(sys.argv[1]) / float(sys.argv[2])))' "$1" "$2"; }
 peak() { # peak RSS in MiB of a command
@@ -69,10 +94,11 @@ FWRELEASE_CPUPROFILE="$work/cpu.prof" "$fw" --config "$tree_cfg" --dist "$work/d
 go tool pprof -top -nodecount=12 "$fw" "$work/cpu.prof" 2>/dev/null | sed -n '/^ *flat/,$p' > "$work/pprof.txt"
 
 echo "== slim"
-"$fw" --config "$tree_cfg" --dist "$work/d-slim" build 2>/dev/null >/dev/null
+"$fw" --config "$tree_cfg" --dist "$work/d-slim" build 2>"$work/slim.log" >/dev/null
 fw_slim=$(ls "$work"/d-slim/*.tar.gz)
+"$fw" inspect --top 15 "$fw_slim" > "$work/slim.top"
 mkdir -p "$work/x1" "$work/x2"
-hyperfine --runs "$runs" --warmup 1 --export-json "$work/extract.json" \
+hyperfine --runs "$xruns" --warmup 1 --export-json "$work/extract.json" \
   --prepare "rm -rf $work/x1/* $work/x2/*" \
   "tar xzf $work/t.tar.gz -C $work/x1" \
   "tar xzf $fw_slim -C $work/x2" >/dev/null
@@ -93,7 +119,7 @@ done
 
 echo "== memory: a 2 GiB artifact"
 mkdir -p "$work/big/site-packages/blob"
-head -c 2G /dev/urandom > "$work/big/site-packages/blob/data.bin"
+head -c "$big" /dev/urandom > "$work/big/site-packages/blob/data.bin"
 big_cfg=$(cfg big "$work/big/site-packages")
 rss_build=$(peak "$fw" --config "$big_cfg" --dist "$work/dbig" build --no-slim)
 bigtar=$(ls "$work"/dbig/*.tar.gz)
@@ -110,19 +136,17 @@ cat >> "$big_cfg" <<YAML
 publish:
   s3: {bucket: releases, prefix: fw, region: us-east-1, endpoint: "http://127.0.0.1:$port", path_style: true}
 YAML
-t0=$(date +%s.%N)
-rss_publish=$(peak "$fw" --config "$big_cfg" --dist "$work/dbig" --allow-insecure publish --key "$work/bench.key")
-t1=$(date +%s.%N)
-"$fw" --config "$big_cfg" --dist "$work/dbig" --allow-insecure publish --key "$work/bench.key" >/dev/null 2>&1
-t2=$(date +%s.%N)
-first=$(python3 -c "print('%.2f' % ($t1 - $t0))"); rerun=$(python3 -c "print('%.2f' % ($t2 - $t1))")
+publish_big="$fw --config $big_cfg --dist $work/dbig --allow-insecure publish --key $work/bench.key"
+rss_publish=$(peak $publish_big)
+timed 1 "$work/s3rerun" "$publish_big"
+# Each timed run starts from an empty bucket (versitygw's posix backend keeps
+# objects as files), so every run uploads the whole 2 GiB.
+PREPARE="rm -rf $work/s3/releases/* $work/s3/awscli/*" timed "$runs" "$work/s3fw" "$publish_big"
 if command -v aws >/dev/null; then
-  t3=$(date +%s.%N)
-  aws --endpoint-url "http://127.0.0.1:$port" s3 cp --quiet "$bigtar" s3://awscli/big.tar.gz
-  t4=$(date +%s.%N)
-  awscli=$(python3 -c "print('%.2f' % ($t4 - $t3))")
+  PREPARE="rm -rf $work/s3/awscli/*" timed "$runs" "$work/s3aws" \
+    "aws --endpoint-url http://127.0.0.1:$port s3 cp --quiet $bigtar s3://awscli/big.tar.gz"
 else
-  awscli="(aws CLI not installed)"
+  echo "(aws CLI not installed)" > "$work/s3aws"
 fi
 reg=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 mkdir -p "$work/regdata"
@@ -130,43 +154,69 @@ printf 'version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory:
 OTEL_TRACES_EXPORTER=none registry serve "$work/reg.yml" >/dev/null 2>&1 &
 sleep 2
 mkdir -p "$work/oci/site-packages/blob"
-head -c 512M /dev/urandom > "$work/oci/site-packages/blob/data.bin"
+head -c "$ocisize" /dev/urandom > "$work/oci/site-packages/blob/data.bin"
 oci_cfg=$(cfg oci "$work/oci/site-packages" "publish: {oci: {repository: 127.0.0.1:$reg/bench/fw, plain_http: true}}")
 "$fw" --config "$oci_cfg" --dist "$work/doci" build --no-slim >/dev/null 2>&1
 ocitar=$(ls "$work"/doci/*.tar.gz)
-t5=$(date +%s.%N)
-"$fw" --config "$oci_cfg" --dist "$work/doci" --allow-insecure publish --key "$work/bench.key" >/dev/null 2>&1
-t6=$(date +%s.%N)
-(cd "$work/doci" && oras push --plain-http "127.0.0.1:$reg/bench/oras:v1" "$(basename "$ocitar"):application/vnd.oci.image.layer.v1.tar+gzip" >/dev/null)
-t7=$(date +%s.%N)
-fwoci=$(python3 -c "print('%.2f' % ($t6 - $t5))"); orasoci=$(python3 -c "print('%.2f' % ($t7 - $t6))")
+# A new repository each run ($run), so neither tool finds its blob there.
+timed "$runs" "$work/ocifw" 'sed -i "s|bench/fw[0-9]*,|bench/fw$run,|" '"$oci_cfg"' && '"$fw --config $oci_cfg --dist $work/doci --allow-insecure publish --key $work/bench.key"
+timed "$runs" "$work/ocioras" '(cd '"$work/doci"' && oras push --plain-http "127.0.0.1:'"$reg"'/bench/oras$run:v1" "'"$(basename "$ocitar")"':application/vnd.oci.image.layer.v1.tar+gzip")'
 
-pack_fw=$(mean "$work/pack.json" 0); pack_tar=$(mean "$work/pack.json" 1); pack_pigz=$(mean "$work/pack.json" 2); pack_zstd=$(mean "$work/pack.json" 3)
-x_plain=$(mean "$work/extract.json" 0); x_slim=$(mean "$work/extract.json" 1)
+pack_fw=$(median "$work/pack.json" 0); pack_tar=$(median "$work/pack.json" 1); pack_pigz=$(median "$work/pack.json" 2); pack_zstd=$(median "$work/pack.json" 3)
+x_plain=$(median "$work/extract.json" 0); x_slim=$(median "$work/extract.json" 1)
+s3fw=$(cat "$work/s3fw"); s3aws=$(cat "$work/s3aws")
+# met VALUE OP LIMIT: "met" or "not met" for the targets table.
+met() { python3 -c 'import sys; v, op, lim = float(sys.argv[1]), sys.argv[2], float(sys.argv[3]); print("met" if (v <= lim if op == "le" else v >= lim) else "**not met**")' "$@"; }
+s3ratio=$(ratio "$s3aws" "$s3fw" 2>/dev/null || echo "—")
+pack_ratio=$(ratio "$pack_fw" "$pack_tar"); pack_size=$(ratio "$(size "$fw_pack")" "$(size "$work/t.tar.gz")")
+slim_ratio=$(ratio "$(size "$fw_slim")" "$(size "$work/t.tar.gz")"); x_ratio=$(ratio "$x_slim" "$x_plain")
 cat > "$out" <<MD
 # Benchmarks
 
 Written by \`bench/run.sh\` on $(date -u +%Y-%m-%d), on this machine: $(nproc) cores,
 $(free -g | awk '/Mem:/ {print $2}') GiB, $(go version | cut -d' ' -f3), $(uname -r).
 Ratios are what to read: the machines are shared and noisy. Each timing is
-hyperfine's mean of $runs runs unless it says otherwise.
+the median of $runs runs unless it says otherwise (extraction: $xruns), all
+measured in this one run of the script.
+
+## Targets
+
+| work | this run | target |  |
+| --- | --- | --- | --- |
+| S3 upload of 2 GiB, throughput × \`aws s3 cp\` to the same server | $s3ratio ($s3fw s vs $s3aws s) | ≥ 1.00× | $( [ "$s3ratio" = "—" ] && echo "not run" || met "$s3ratio" ge 1.0) |
+| \`build --no-slim\` time × \`tar czf\` | $pack_ratio ($pack_fw s vs $pack_tar s) | ≤ 0.45× | $(met "$pack_ratio" le 0.45) |
+| \`build --no-slim\` size × \`tar czf\` | $pack_size | ≤ 1.01× | $(met "$pack_size" le 1.01) |
+| slim tarball size × \`tar czf\` of the unslimmed tree | $slim_ratio | ≤ 0.38× | $(met "$slim_ratio" le 0.38) |
+| extraction of the slim tarball × the unslimmed one | $x_ratio (slim $(spread "$work/extract.json" 1) s over $xruns runs) | ≤ 0.35× | $(met "$x_ratio" le 0.35) |
 
 ## Pack: a staged tree of $(python3 -c "print('%.1f' % ($tree_bytes / 2**20))") MiB (the realistic tree, unslimmed)
 
 | command | time (s) | × tar czf | size (bytes) | × tar czf |
 | --- | --- | --- | --- | --- |
-| \`fwrelease build --no-slim\` (stage, stamp, hash, deterministic tar, pgzip) | $pack_fw | $(ratio "$pack_fw" "$pack_tar") | $(size "$fw_pack") | $(ratio "$(size "$fw_pack")" "$(size "$work/t.tar.gz")") |
+| \`fwrelease build --no-slim\` (stage, stamp, hash, deterministic tar, pgzip) | $pack_fw | $pack_ratio | $(size "$fw_pack") | $pack_size |
 | \`tar czf\` | $pack_tar | 1.00 | $(size "$work/t.tar.gz") | 1.00 |
 | \`tar \| pigz\` | $pack_pigz | $(ratio "$pack_pigz" "$pack_tar") | $(size "$work/t.pigz.tar.gz") | $(ratio "$(size "$work/t.pigz.tar.gz")" "$(size "$work/t.tar.gz")") |
 | \`tar \| zstd -T0\` | $pack_zstd | $(ratio "$pack_zstd" "$pack_tar") | $(size "$work/t.tar.zst") | $(ratio "$(size "$work/t.tar.zst")" "$(size "$work/t.tar.gz")") |
 
 ## Slim: the same tree, what a cold start downloads and extracts
 
-| | size (bytes) | extraction (s) |
-| --- | --- | --- |
-| \`tar czf\` of the unslimmed tree | $(size "$work/t.tar.gz") | $x_plain |
-| fwrelease, slimmed | $(size "$fw_slim") | $x_slim |
-| ratio | $(ratio "$(size "$fw_slim")" "$(size "$work/t.tar.gz")") | $(ratio "$x_slim" "$x_plain") |
+| | size (bytes) | files | extraction (s), median of $xruns | min–max |
+| --- | --- | --- | --- | --- |
+| \`tar czf\` of the unslimmed tree | $(size "$work/t.tar.gz") | $(tar tzf "$work/t.tar.gz" | wc -l) | $x_plain | $(spread "$work/extract.json" 0) |
+| fwrelease, slimmed | $(size "$fw_slim") | $(tar tzf "$fw_slim" | wc -l) | $x_slim | $(spread "$work/extract.json" 1) |
+| ratio | $slim_ratio | | $x_ratio | |
+
+What each slimming rule removed (the build's log):
+
+\`\`\`
+$(grep "msg=slimmed" "$work/slim.log" | sed "s/^.*rule=/rule=/")
+\`\`\`
+
+What is left, by package (\`fwrelease inspect --top 15\`):
+
+\`\`\`
+$(cat "$work/slim.top")
+\`\`\`
 
 ## Cold start: from container start to \`exec bootstrap.sh\`
 
@@ -189,22 +239,22 @@ $(cat "$work/coldstart.md")
 
 | | time (s) |
 | --- | --- |
-| \`fwrelease publish\` of the 2 GiB release to S3 (versitygw), first run | $first |
-| the same, re-run (nothing to upload) | $rerun |
-| \`aws s3 cp\` of the same tarball to the same server | $awscli |
-| \`fwrelease publish\` of a 512 MiB release to the registry (single runs) | $fwoci |
-| \`oras push\` of the same tarball | $orasoci |
+| \`fwrelease publish\` of the 2 GiB release to S3 (versitygw), to an empty bucket | $s3fw |
+| the same, re-run (nothing to upload; one run) | $(cat "$work/s3rerun") |
+| \`aws s3 cp\` of the same tarball to the same server | $s3aws |
+| \`fwrelease publish\` of a 512 MiB release to the registry, a new repository each run | $(cat "$work/ocifw") |
+| \`oras push\` of the same tarball, a new repository each run | $(cat "$work/ocioras") |
 
 ## Scale: targets of the example (4 Pythons × cpu, cu128) built at once (3 runs each)
 
 | targets | time (s) |
 | --- | --- |
-| 1 | $(mean "$work/scale1.json" 0) |
-| 2 | $(mean "$work/scale2.json" 0) |
-| 4 | $(mean "$work/scale4.json" 0) |
-| 8 | $(mean "$work/scale8.json" 0) |
+| 1 | $(median "$work/scale1.json" 0) |
+| 2 | $(median "$work/scale2.json" 0) |
+| 4 | $(median "$work/scale4.json" 0) |
+| 8 | $(median "$work/scale8.json" 0) |
 
-In this run 8 targets took $(ratio "$(mean "$work/scale8.json" 0)" "$(mean "$work/scale1.json" 0)")× the time of 1, on $(nproc) cores.
+In this run 8 targets took $(ratio "$(median "$work/scale8.json" 0)" "$(median "$work/scale1.json" 0)")× the time of 1, on $(nproc) cores.
 
 ## Where the pack build's CPU went (this run)
 
