@@ -142,6 +142,10 @@ timed 1 "$work/s3rerun" "$publish_big"
 # Each timed run starts from an empty bucket (versitygw's posix backend keeps
 # objects as files), so every run uploads the whole 2 GiB.
 PREPARE="rm -rf $work/s3/releases/* $work/s3/awscli/*" timed "$runs" "$work/s3fw" "$publish_big"
+# Where the upload's CPU goes: one more upload to the empty bucket, profiled.
+rm -rf "$work/s3/releases/"*
+FWRELEASE_CPUPROFILE="$work/s3cpu.prof" $publish_big >/dev/null 2>&1
+go tool pprof -top -nodecount=12 "$fw" "$work/s3cpu.prof" 2>/dev/null | sed -n '/^ *flat/,$p' > "$work/s3pprof.txt"
 if command -v aws >/dev/null; then
   PREPARE="rm -rf $work/s3/awscli/*" timed "$runs" "$work/s3aws" \
     "aws --endpoint-url http://127.0.0.1:$port s3 cp --quiet $bigtar s3://awscli/big.tar.gz"
@@ -264,6 +268,18 @@ In this run 8 targets took $(ratio "$(median "$work/scale8.json" 0)" "$(median "
 \`\`\`
 $(cat "$work/pprof.txt")
 \`\`\`
+
+## Where the S3 upload's CPU went (this run)
+
+\`FWRELEASE_CPUPROFILE=cpu.prof fwrelease publish\` of the 2 GiB release to an empty bucket, then
+\`go tool pprof -top -nodecount=12\`:
+
+\`\`\`
+$(cat "$work/s3pprof.txt")
+\`\`\`
+
+Why a target above is not met, where one is not, and what earlier profiles
+showed: bench/NOTES.md, dated.
 MD
 echo "wrote $out"
 cat "$out"
