@@ -42,10 +42,11 @@ mutation() { # NAME CLAIM PKG RUN FILE FROM TO [FILE FROM TO]...
 # --- reproducible bytes
 mutation pack-mtime-wall-clock "reproducible bytes" \
 	./internal/archive '^TestPackIsDeterministic$' \
-	internal/archive/pack.go 'ModTime: o\.Epoch,' 'ModTime: time.Now(),'
+	internal/archive/pack.go 'ModTime: p\.o\.Epoch,' 'ModTime: time.Now(),'
 mutation gzip-header-wall-clock "reproducible bytes" \
 	./internal/archive '^TestPackIsDeterministic$' \
-	internal/archive/pack.go 'gz\.ModTime = time\.Unix\(0, 0\)' 'gz.ModTime = time.Now()'
+	internal/archive/gzip.go 'PutUint32\(header\[4:8\], 0\)' 'PutUint32(header[4:8], uint32(time.Now().Unix()))' \
+	internal/archive/gzip.go '"sync/atomic"' '"sync/atomic"; "time"'
 mutation mode-from-disk "reproducible bytes" \
 	./internal/archive '^TestPackIsDeterministic$' \
 	internal/archive/pack.go '(func normalMode\(m fs\.FileMode\) int64 \{.*?)return 0o644' '${1}return int64(m.Perm())'

@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
-	"github.com/klauspost/pgzip"
 )
 
 // Format is a tarball's compression.
@@ -41,8 +40,9 @@ func (f Format) MediaFormat() string {
 
 // Compression settings are part of the output's identity: changing any of
 // them changes every tarball's bytes, so they are constants, and the block
-// size (not the core count) decides where pgzip splits its input. Level 8 is
-// where pgzip's output comes within 0.2% of `gzip -6` (BENCHMARKS.md);
+// size (not the core count) decides where the gzip stream is split (as
+// pgzip splits it: gzip.go). Level 8 is where the output comes within 0.2%
+// of `gzip -6` (BENCHMARKS.md); level 7 is 1.3% larger at half the CPU,
 // level 9 costs twice the time for another 0.5%.
 const (
 	gzipLevel     = 8
@@ -68,6 +68,9 @@ type Entry struct {
 	Size   int64  // File only
 	Source string // file on disk (File only)
 	Link   string // Symlink target, or the Name a Hardlink points to
+	// Deferred (File only) has no Source: Options.Fill gives its content
+	// once every other file has been read.
+	Deferred bool
 }
 
 // Collect walks root and returns its entries, sorted, with modes normalised.
@@ -183,6 +186,19 @@ type Options struct {
 	Top    string    // the single top-level directory, "flash-worker"
 	Epoch  time.Time // every entry's mtime
 	Format Format
+	// Fill gives the content of the entry marked Deferred, from the sha256
+	// of every other regular file (hard links included, as their target),
+	// in tar order. It must have the entry's Size.
+	Fill func(sums []FileSum) ([]byte, error)
+	// TempDir holds compressed output that waits for Fill when it outgrows
+	// memory; "" is the system's.
+	TempDir string
+}
+
+// FileSum is a regular file's sha256, as Pack read it.
+type FileSum struct {
+	Name   string
+	SHA256 string
 }
 
 // Digest is what Pack learned about the bytes it wrote.
@@ -192,37 +208,148 @@ type Digest struct {
 }
 
 // Pack writes entries as a deterministic compressed tarball to out, hashing
-// the compressed bytes as they are written.
+// the compressed bytes as they are written. Each file is read once: its
+// sha256 is taken on the way into the tarball. A Deferred entry (the build's
+// MANIFEST.json, which holds a digest of the files after it) is left as a
+// hole in the gzip stream and filled at the end; with zstd, whose encoder
+// cannot leave one, the files are hashed in a pass of their own first.
 func Pack(ctx context.Context, out io.Writer, entries []Entry, o Options) (Digest, error) {
 	hw := &hashingWriter{w: out, h: sha256.New()}
-	cw, err := compressor(hw, o.Format)
+	p := &packer{o: o, buf: make([]byte, 256<<10), sums: map[string]string{}}
+	if err := p.check(entries); err != nil {
+		return Digest{}, err
+	}
+	var err error
+	switch o.Format {
+	case TarGz, "":
+		err = p.packGzip(ctx, hw, entries)
+	case TarZst:
+		err = p.packZstd(ctx, hw, entries)
+	default:
+		err = fmt.Errorf("unknown tarball format %q", o.Format)
+	}
 	if err != nil {
-		return Digest{}, err
-	}
-	tw := tar.NewWriter(cw)
-	buf := make([]byte, 256<<10)
-	for _, e := range entries {
-		if err := ctx.Err(); err != nil {
-			return Digest{}, err
-		}
-		if err := writeEntry(tw, e, o, buf); err != nil {
-			return Digest{}, fmt.Errorf("packing %s: %w", tarName(o.Top, e), err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return Digest{}, err
-	}
-	if err := cw.Close(); err != nil {
 		return Digest{}, err
 	}
 	return Digest{Size: hw.n, SHA256: hex.EncodeToString(hw.h.Sum(nil))}, nil
 }
 
-func writeEntry(tw *tar.Writer, e Entry, o Options, buf []byte) error {
+type packer struct {
+	o        Options
+	buf      []byte
+	sums     map[string]string // by entry name
+	list     []FileSum
+	deferred *Entry
+	// hole, when set, is called with the deferred entry's size before its
+	// placeholder bytes are written.
+	hole func(size int64) error
+	fill []byte // the deferred entry's content, when known before packing
+}
+
+func (p *packer) check(entries []Entry) error {
+	for i := range entries {
+		if !entries[i].Deferred {
+			continue
+		}
+		if p.deferred != nil || entries[i].Kind != File || p.o.Fill == nil {
+			return fmt.Errorf("packing %s: a deferred entry needs to be the only one, a file, and Options.Fill", entries[i].Name)
+		}
+		p.deferred = &entries[i]
+	}
+	return nil
+}
+
+func (p *packer) packGzip(ctx context.Context, out io.Writer, entries []Entry) error {
+	gz, err := newGzipWriter(out, gzipLevel, 2*runtime.GOMAXPROCS(0), p.o.TempDir)
+	if err != nil {
+		return err
+	}
+	p.hole = gz.Hole
+	if err := p.writeAll(ctx, gz, entries); err != nil {
+		gz.Abort()
+		return err
+	}
+	fill, err := p.filled()
+	if err != nil {
+		gz.Abort()
+		return err
+	}
+	return gz.Close(fill)
+}
+
+func (p *packer) packZstd(ctx context.Context, out io.Writer, entries []Entry) error {
+	if p.deferred != nil {
+		if err := p.hashAll(ctx, entries); err != nil {
+			return err
+		}
+		fill, err := p.filled()
+		if err != nil {
+			return err
+		}
+		p.fill, p.sums, p.list = fill, map[string]string{}, nil
+	}
+	zw, err := zstd.NewWriter(out,
+		zstd.WithEncoderLevel(zstdLevel),
+		zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
+		zstd.WithEncoderCRC(true),
+		zstd.WithZeroFrames(true))
+	if err != nil {
+		return err
+	}
+	if err := p.writeAll(ctx, zw, entries); err != nil {
+		zw.Close()
+		return err
+	}
+	return zw.Close()
+}
+
+// writeAll writes the tar stream of entries, and its end, to w.
+func (p *packer) writeAll(ctx context.Context, w io.Writer, entries []Entry) error {
+	tw := tar.NewWriter(w)
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := p.writeEntry(tw, e); err != nil {
+			return fmt.Errorf("packing %s: %w", tarName(p.o.Top, e), err)
+		}
+	}
+	return tw.Close()
+}
+
+// hashAll takes every file's sha256 without packing (for zstd).
+func (p *packer) hashAll(ctx context.Context, entries []Entry) error {
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := p.copyFile(io.Discard, e); err != nil {
+			return fmt.Errorf("hashing %s: %w", e.Source, err)
+		}
+	}
+	return nil
+}
+
+// filled is the deferred entry's content, from the sums gathered so far.
+func (p *packer) filled() ([]byte, error) {
+	if p.deferred == nil {
+		return nil, nil
+	}
+	data, err := p.o.Fill(p.list)
+	if err != nil {
+		return nil, fmt.Errorf("packing %s: %w", p.deferred.Name, err)
+	}
+	if int64(len(data)) != p.deferred.Size {
+		return nil, fmt.Errorf("packing %s: %d bytes where %d were planned", p.deferred.Name, len(data), p.deferred.Size)
+	}
+	return data, nil
+}
+
+func (p *packer) writeEntry(tw *tar.Writer, e Entry) error {
 	h := &tar.Header{
-		Name:    tarName(o.Top, e),
+		Name:    tarName(p.o.Top, e),
 		Mode:    e.Mode,
-		ModTime: o.Epoch,
+		ModTime: p.o.Epoch,
 		// Format is left to archive/tar: USTAR where it fits, PAX only for
 		// long names. Whole-second times mean no PAX time records.
 	}
@@ -232,14 +359,36 @@ func writeEntry(tw *tar.Writer, e Entry, o Options, buf []byte) error {
 	case Symlink:
 		h.Typeflag, h.Linkname = tar.TypeSymlink, e.Link
 	case Hardlink:
-		h.Typeflag, h.Linkname = tar.TypeLink, path.Join(o.Top, e.Link)
+		h.Typeflag, h.Linkname = tar.TypeLink, path.Join(p.o.Top, e.Link)
 	case File:
 		h.Typeflag, h.Size = tar.TypeReg, e.Size
 	}
 	if err := tw.WriteHeader(h); err != nil {
 		return err
 	}
-	if e.Kind != File {
+	switch {
+	case e.Deferred && p.fill != nil:
+		_, err := tw.Write(p.fill)
+		return err
+	case e.Deferred:
+		if err := p.hole(e.Size); err != nil {
+			return err
+		}
+		_, err := io.CopyN(tw, zeros{}, e.Size)
+		return err
+	default:
+		return p.copyFile(tw, e)
+	}
+}
+
+// copyFile copies e's file to w, taking its sha256 on the way; a hard link
+// records its target's sum, other kinds have no content.
+func (p *packer) copyFile(w io.Writer, e Entry) error {
+	if e.Kind == Hardlink {
+		p.record(e.Name, p.sums[e.Link])
+		return nil
+	}
+	if e.Kind != File || e.Deferred {
 		return nil
 	}
 	f, err := os.Open(e.Source)
@@ -247,39 +396,28 @@ func writeEntry(tw *tar.Writer, e Entry, o Options, buf []byte) error {
 		return err
 	}
 	defer f.Close()
-	n, err := io.CopyBuffer(tw, f, buf)
+	h := sha256.New()
+	n, err := io.CopyBuffer(io.MultiWriter(w, h), f, p.buf)
 	if err != nil {
 		return err
 	}
 	if n != e.Size {
 		return fmt.Errorf("%s changed size while packing (%d, now %d bytes)", e.Source, e.Size, n)
 	}
+	p.record(e.Name, hex.EncodeToString(h.Sum(nil)))
 	return nil
 }
 
-func compressor(w io.Writer, f Format) (io.WriteCloser, error) {
-	switch f {
-	case TarGz, "":
-		gz, err := pgzip.NewWriterLevel(w, gzipLevel)
-		if err != nil {
-			return nil, err
-		}
-		// A zero mtime in the header, not time.Time{} (which pgzip would
-		// write as a large number); no name.
-		gz.ModTime = time.Unix(0, 0)
-		gz.OS = 255
-		if err := gz.SetConcurrency(gzipBlockSize, 2*runtime.GOMAXPROCS(0)); err != nil {
-			return nil, err
-		}
-		return gz, nil
-	case TarZst:
-		return zstd.NewWriter(w,
-			zstd.WithEncoderLevel(zstdLevel),
-			zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
-			zstd.WithEncoderCRC(true),
-			zstd.WithZeroFrames(true))
-	}
-	return nil, fmt.Errorf("unknown tarball format %q", f)
+func (p *packer) record(name, sum string) {
+	p.sums[name] = sum
+	p.list = append(p.list, FileSum{Name: name, SHA256: sum})
+}
+
+type zeros struct{}
+
+func (zeros) Read(b []byte) (int, error) {
+	clear(b)
+	return len(b), nil
 }
 
 type hashingWriter struct {
@@ -312,14 +450,14 @@ func LinkDuplicates(entries []Entry, known map[string]string) (Saved, error) {
 	first := map[key]string{}
 	bySize := map[int64]int{}
 	for _, e := range entries {
-		if e.Kind == File && e.Size > 0 {
+		if e.Kind == File && e.Size > 0 && !e.Deferred {
 			bySize[e.Size]++
 		}
 	}
 	var saved Saved
 	for i := range entries {
 		e := &entries[i]
-		if e.Kind != File || e.Size == 0 || bySize[e.Size] < 2 {
+		if e.Kind != File || e.Size == 0 || e.Deferred || bySize[e.Size] < 2 {
 			continue // a unique size cannot have a duplicate: skip hashing it
 		}
 		sum, ok := known[e.Name]

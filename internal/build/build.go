@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -143,7 +144,7 @@ func (b *Builder) buildTarget(ctx context.Context, t target.Target) (Result, err
 	if err := b.checkSharedLibs(t, root); err != nil {
 		return Result{}, err
 	}
-	sums, err := b.stamp(t, root, sitePackages)
+	meta, err := b.stamp(t, root, sitePackages)
 	if err != nil {
 		return Result{}, fmt.Errorf("stamping: %w", err)
 	}
@@ -151,8 +152,12 @@ func (b *Builder) buildTarget(ctx context.Context, t target.Target) (Result, err
 	if err != nil {
 		return Result{}, err
 	}
+	entries, fill, err := withMetadata(entries, meta)
+	if err != nil {
+		return Result{}, err
+	}
 	if b.slimming() {
-		dup, err := archive.LinkDuplicates(entries, sums)
+		dup, err := archive.LinkDuplicates(entries, nil)
 		if err != nil {
 			return Result{}, err
 		}
@@ -161,7 +166,7 @@ func (b *Builder) buildTarget(ctx context.Context, t target.Target) (Result, err
 	b.logSlim(t, slimmed)
 	file := t.FileStem(b.Config.Name, b.Config.Version.Literal) + b.Config.Extension()
 	path := filepath.Join(b.Dist, file)
-	digest, err := b.pack(ctx, path, entries)
+	digest, err := b.pack(ctx, path, entries, fill)
 	if err != nil {
 		return Result{}, err
 	}
@@ -241,43 +246,37 @@ func (b *Builder) logSlim(t target.Target, results []SlimResult) {
 	}
 }
 
-// stamp writes .version, .python-version and MANIFEST.json, and checks
-// that the files gave an executable bootstrap.sh.
-// It returns every file's sha256 by name, so the build does not hash them
-// again.
-func (b *Builder) stamp(t target.Target, root, sitePackages string) (map[string]string, error) {
+// stamp writes .version and .python-version, checks that the files gave an
+// executable bootstrap.sh, and returns MANIFEST.json's fields but the tree
+// digest, which packing fills in (withMetadata).
+func (b *Builder) stamp(t target.Target, root, sitePackages string) (Metadata, error) {
 	boot := filepath.Join(root, "bootstrap.sh")
 	info, err := os.Stat(boot)
 	if err != nil {
-		return nil, errors.New("the files put no bootstrap.sh at the top of the tarball; add {src: scripts/bootstrap.sh, dst: bootstrap.sh, mode: \"0755\"} to files")
+		return Metadata{}, errors.New("the files put no bootstrap.sh at the top of the tarball; add {src: scripts/bootstrap.sh, dst: bootstrap.sh, mode: \"0755\"} to files")
 	}
 	if info.Mode()&0o111 == 0 {
 		if err := os.Chmod(boot, 0o755); err != nil {
-			return nil, err
+			return Metadata{}, err
 		}
 	}
 	version := b.Config.Version.Literal
 	if err := os.WriteFile(filepath.Join(root, ".version"), []byte(version+"\n"), 0o644); err != nil {
-		return nil, err
+		return Metadata{}, err
 	}
 	// bootstrap.sh reads this to refuse an interpreter of another version.
 	if err := os.WriteFile(filepath.Join(root, ".python-version"), []byte(t.Python+"\n"), 0o644); err != nil {
-		return nil, err
+		return Metadata{}, err
 	}
 	pkgs, err := installedPackages(sitePackages)
 	if err != nil {
-		return nil, err
+		return Metadata{}, err
 	}
-	os.Remove(filepath.Join(root, MetadataFile))
-	entries, err := archive.Collect(root)
-	if err != nil {
-		return nil, err
+	// The staged tree's own MANIFEST.json, if any, is replaced.
+	if err := os.Remove(filepath.Join(root, MetadataFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return Metadata{}, err
 	}
-	tree, files, sums, err := treeDigest(entries)
-	if err != nil {
-		return nil, err
-	}
-	meta := Metadata{
+	return Metadata{
 		Name:            b.Config.Name,
 		Version:         version,
 		Target:          t.ID(),
@@ -288,22 +287,21 @@ func (b *Builder) stamp(t target.Target, root, sitePackages string) (map[string]
 		Source:          SourceRef{Repository: b.Source.Repository, Commit: b.Source.Commit},
 		SourceDateEpoch: b.Source.Epoch.Unix(),
 		Packages:        pkgs,
-		Files:           files,
-		TreeSHA256:      tree,
-	}
-	return sums, manifest.WriteFile(filepath.Join(root, MetadataFile), meta)
+	}, nil
 }
 
 // pack writes the tarball beside its final name and renames it into place,
 // so dist/ never holds a half-written tarball under the real name.
-func (b *Builder) pack(ctx context.Context, path string, entries []archive.Entry) (archive.Digest, error) {
+func (b *Builder) pack(ctx context.Context, path string, entries []archive.Entry, fill func([]archive.FileSum) ([]byte, error)) (archive.Digest, error) {
 	var digest archive.Digest
 	err := atomicfile.WriteWith(path, 0o644, func(w io.Writer) error {
 		var err error
 		digest, err = archive.Pack(ctx, w, entries, archive.Options{
-			Top:    b.Config.Name,
-			Epoch:  b.Source.Epoch,
-			Format: archive.Format(b.Config.Format),
+			Top:     b.Config.Name,
+			Epoch:   b.Source.Epoch,
+			Format:  archive.Format(b.Config.Format),
+			Fill:    fill,
+			TempDir: filepath.Join(b.Dist, ".work"),
 		})
 		return err
 	})

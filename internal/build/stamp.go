@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/runpod-workers/fwrelease/internal/archive"
+	"github.com/runpod-workers/fwrelease/internal/manifest"
 )
 
 // Metadata is flash-worker/MANIFEST.json: what is inside one tarball.
@@ -104,21 +105,36 @@ func readMetadata(path string) (Package, error) {
 	return p, sc.Err()
 }
 
-// treeDigest computes TreeSHA256, the number of files it covers, and each
-// file's sha256 by name.
-func treeDigest(entries []archive.Entry) (string, int, map[string]string, error) {
-	listing := sha256.New()
-	sums := map[string]string{}
+// withMetadata adds MANIFEST.json to entries, as an entry the pack fills
+// once it has read (and hashed) every other file, and returns the function
+// that fills it. The tree digest has a fixed length, so the entry's size is
+// known before the digest is.
+func withMetadata(entries []archive.Entry, meta Metadata) ([]archive.Entry, func([]archive.FileSum) ([]byte, error), error) {
 	for _, e := range entries {
-		if e.Kind != archive.File || e.Name == MetadataFile {
-			continue
+		if e.Kind == archive.File {
+			meta.Files++
 		}
-		sum, err := archive.FileSHA256(e.Source)
-		if err != nil {
-			return "", 0, nil, err
-		}
-		fmt.Fprintf(listing, "%s  %s\n", sum, e.Name)
-		sums[e.Name] = sum
 	}
-	return hex.EncodeToString(listing.Sum(nil)), len(sums), sums, nil
+	meta.TreeSHA256 = strings.Repeat("0", sha256.Size*2)
+	planned, err := manifest.Marshal(meta)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encoding %s: %w", MetadataFile, err)
+	}
+	entries = append(entries, archive.Entry{Name: MetadataFile, Kind: archive.File, Mode: 0o644, Size: int64(len(planned)), Deferred: true})
+	archive.SortEntries(entries)
+	fill := func(sums []archive.FileSum) ([]byte, error) {
+		meta.TreeSHA256, meta.Files = treeDigest(sums)
+		return manifest.Marshal(meta)
+	}
+	return entries, fill, nil
+}
+
+// treeDigest is TreeSHA256, from every file's sha256 in tar order, and the
+// number of files it covers.
+func treeDigest(sums []archive.FileSum) (string, int) {
+	listing := sha256.New()
+	for _, s := range sums {
+		fmt.Fprintf(listing, "%s  %s\n", s.SHA256, s.Name)
+	}
+	return hex.EncodeToString(listing.Sum(nil)), len(sums)
 }

@@ -1,0 +1,167 @@
+package archive
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/pgzip"
+)
+
+// untar reads every regular file's content (and hard link's target) by its
+// name below the top directory, in tar order.
+func untar(t *testing.T, data []byte, f Format) (names []string, content map[string][]byte) {
+	t.Helper()
+	var r io.Reader
+	if f == TarZst {
+		zr, err := zstd.NewReader(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer zr.Close()
+		r = zr
+	} else {
+		zr, err := pgzip.NewReader(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = zr
+	}
+	tr := tar.NewReader(r)
+	content = map[string][]byte{}
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return names, content
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := strings.TrimPrefix(h.Name, "flash-worker/")
+		switch h.Typeflag {
+		case tar.TypeReg:
+			b, err := io.ReadAll(tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			content[name] = b
+		case tar.TypeLink:
+			content[name] = content[strings.TrimPrefix(h.Linkname, "flash-worker/")]
+		default:
+			continue
+		}
+		names = append(names, name)
+	}
+}
+
+// The sums Pack hands to Fill, taken while packing, are those of the files
+// as the tarball holds them (hard links as their target), in tar order,
+// without the deferred entry; the deferred entry holds what Fill returned;
+// and the gzip bytes are those of a tarball in which that content was a
+// file on disk all along.
+func TestPackFillsTheDeferredEntry(t *testing.T) {
+	files := map[string]string{
+		"bootstrap.sh*":         "#!/bin/sh\n",
+		".version":              "1.2.0\n",
+		"LICENSE":               "sorts before MANIFEST.json\n",
+		"site-packages/a.txt":   strings.Repeat("flash worker ", 300000),
+		"site-packages/b.txt":   strings.Repeat("flash worker ", 300000),
+		"site-packages/c/d.txt": "d\n",
+	}
+	fill := func(sums []FileSum) ([]byte, error) {
+		var b strings.Builder
+		for _, s := range sums {
+			fmt.Fprintf(&b, "%s  %s\n", s.SHA256, s.Name)
+		}
+		return []byte(b.String()), nil
+	}
+	for _, f := range []Format{TarGz, TarZst} {
+		t.Run(string(f), func(t *testing.T) {
+			dir := tree(t, files, modes{0o755, 0o644})
+			entries, err := Collect(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if saved, err := LinkDuplicates(entries, nil); err != nil || saved.Files != 1 {
+				t.Fatalf("LinkDuplicates = %+v, %v; want b.txt linked to a.txt", saved, err)
+			}
+			// What Fill will return, worked out from the files on disk.
+			var want strings.Builder
+			for _, e := range entries {
+				if e.Kind == File || e.Kind == Hardlink {
+					sum, err := FileSHA256(filepath.Join(dir, filepath.FromSlash(e.Name)))
+					if err != nil {
+						t.Fatal(err)
+					}
+					fmt.Fprintf(&want, "%s  %s\n", sum, e.Name)
+				}
+			}
+			entries = append(entries, Entry{Name: "MANIFEST.json", Kind: File, Mode: 0o644, Size: int64(want.Len()), Deferred: true})
+			SortEntries(entries)
+			var buf bytes.Buffer
+			d, err := Pack(context.Background(), &buf, entries, Options{Top: "flash-worker", Epoch: epoch, Format: f, Fill: fill, TempDir: t.TempDir()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sum := sha256.Sum256(buf.Bytes()); d.SHA256 != hex.EncodeToString(sum[:]) || d.Size != int64(buf.Len()) {
+				t.Errorf("digest %+v does not describe the %d bytes written", d, buf.Len())
+			}
+			names, content := untar(t, buf.Bytes(), f)
+			if got := string(content["MANIFEST.json"]); got != want.String() {
+				t.Fatalf("MANIFEST.json holds\n%s\nwant the listing of the files packed\n%s", got, want.String())
+			}
+			if !strings.HasPrefix(strings.Join(names, " "), ".version LICENSE MANIFEST.json bootstrap.sh") {
+				t.Errorf("entries in order %v", names)
+			}
+			// The same tree with MANIFEST.json on disk, packed plainly.
+			if err := os.WriteFile(filepath.Join(dir, "MANIFEST.json"), []byte(want.String()), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			plain, _ := pack(t, dir, f)
+			if _, c := untar(t, plain, f); !bytes.Equal(c["MANIFEST.json"], content["MANIFEST.json"]) {
+				t.Fatal("the plain pack differs in MANIFEST.json")
+			}
+			if f == TarGz {
+				again, err := Collect(dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				LinkDuplicates(again, nil)
+				var b bytes.Buffer
+				if _, err := Pack(context.Background(), &b, again, Options{Top: "flash-worker", Epoch: epoch, Format: f}); err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(b.Bytes(), buf.Bytes()) {
+					t.Errorf("filled at the end: %d bytes; on disk all along: %d different ones", buf.Len(), b.Len())
+				}
+			}
+		})
+	}
+}
+
+func TestPackRefusesAFillOfAnotherSize(t *testing.T) {
+	dir := tree(t, map[string]string{"a": "a\n"}, modes{0o755, 0o644})
+	entries, err := Collect(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries = append(entries, Entry{Name: "MANIFEST.json", Kind: File, Mode: 0o644, Size: 10, Deferred: true})
+	SortEntries(entries)
+	for _, f := range []Format{TarGz, TarZst} {
+		_, err := Pack(context.Background(), io.Discard, entries, Options{Top: "flash-worker", Format: f, Fill: func([]FileSum) ([]byte, error) {
+			return []byte("eleven byte"), nil
+		}})
+		if err == nil || !strings.Contains(err.Error(), "MANIFEST.json: 11 bytes where 10 were planned") {
+			t.Errorf("%s: Pack = %v, want the size mismatch named", f, err)
+		}
+	}
+}
