@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"log/slog"
 	"net/http"
@@ -19,9 +20,11 @@ import (
 	"sync/atomic"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -30,6 +33,12 @@ import (
 // other, carry their sha256 as metadata so a re-run can skip them without
 // reading them, and are uploaded in parts, from the file on disk, above a
 // threshold: memory stays at one buffer per part in flight.
+//
+// No upload hashes the bytes it sends with SHA-256: the object's digest is
+// known from the build. A single PUT is signed with that digest as its
+// payload hash and carries it as its checksum, so the server checks the
+// whole object; each part of a multipart upload carries a CRC32C (which the
+// CPU computes in hardware) that the server checks, and is sent unsigned.
 type S3 struct {
 	Client      *s3.Client
 	Bucket      string
@@ -177,7 +186,7 @@ func (p *S3) put(ctx context.Context, key string, obj Object, replacing bool) er
 	if !replacing {
 		in.IfNoneMatch = aws.String("*")
 	}
-	_, err = p.Client.PutObject(ctx, in)
+	_, err = p.Client.PutObject(ctx, in, withPayloadHash(obj.SHA256))
 	if err != nil {
 		return err
 	}
@@ -191,7 +200,8 @@ func (p *S3) multipart(ctx context.Context, key string, obj Object, replacing bo
 	created, err := p.Client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket:            &p.Bucket,
 		Key:               &key,
-		ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
+		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c,
+		ChecksumType:      types.ChecksumTypeFullObject,
 		ContentType:       aws.String(contentType(key)),
 		CacheControl:      p.cacheControl(key),
 		Metadata:          map[string]string{shaMetaKey: obj.SHA256},
@@ -252,29 +262,13 @@ func (p *S3) uploadParts(ctx context.Context, key, uploadID string, obj Object) 
 			break
 		}
 		g.Go(func() error {
-			off := int64(i) * size
-			length := min(size, obj.Size-off)
-			// Each part is hashed, then sent, from the file: no part is
-			// held in memory.
-			h := sha256.New()
-			if _, err := io.Copy(h, io.NewSectionReader(f, off, length)); err != nil {
-				return err
-			}
-			sum := base64.StdEncoding.EncodeToString(h.Sum(nil))
 			num := int32(i + 1)
-			out, err := p.Client.UploadPart(ctx, &s3.UploadPartInput{
-				Bucket: &p.Bucket, Key: &key, UploadId: &uploadID, PartNumber: &num,
-				Body: &trackedReader{r: io.NewSectionReader(f, off, length), t: progress}, ContentLength: aws.Int64(length),
-				ChecksumSHA256: &sum,
-			})
+			part, err := p.uploadPart(ctx, key, uploadID, num, io.NewSectionReader(f, int64(i)*size, min(size, obj.Size-int64(i)*size)), progress)
 			if err != nil {
 				failed.Store(true)
 				return fmt.Errorf("part %d: %w", num, err)
 			}
-			parts[i] = types.CompletedPart{ETag: out.ETag, PartNumber: &num, ChecksumSHA256: out.ChecksumSHA256}
-			if parts[i].ChecksumSHA256 == nil {
-				parts[i].ChecksumSHA256 = &sum
-			}
+			parts[i] = part
 			return nil
 		})
 	}
@@ -286,6 +280,49 @@ func (p *S3) uploadParts(ctx context.Context, key, uploadID string, obj Object) 
 	}
 	p.Uploaded += obj.Size
 	return parts, nil
+}
+
+// uploadPart sends one part from the file. Its CRC32C goes in a header,
+// so it is read once before it is sent: from the page cache, at the speed
+// of the CPU's CRC instruction, it costs a few milliseconds a part (over
+// plain http the SDK would read it once more for the same reason, and
+// SHA-256 it besides). The payload is sent unsigned: the server checks the
+// CRC32C instead, which is what the SDK does over https anyway; plain http
+// is allowed only to loopback (internal/insecure).
+func (p *S3) uploadPart(ctx context.Context, key, uploadID string, num int32, part *io.SectionReader, progress *tracker) (types.CompletedPart, error) {
+	h := crc32.New(castagnoli)
+	if _, err := io.CopyBuffer(h, io.NewSectionReader(part, 0, part.Size()), make([]byte, 256<<10)); err != nil {
+		return types.CompletedPart{}, err
+	}
+	sum := base64.StdEncoding.EncodeToString(h.Sum(nil))
+	out, err := p.Client.UploadPart(ctx, &s3.UploadPartInput{
+		Bucket: &p.Bucket, Key: &key, UploadId: &uploadID, PartNumber: &num,
+		Body: &trackedReader{r: part, t: progress}, ContentLength: aws.Int64(part.Size()),
+		ChecksumCRC32C: &sum,
+	}, withPayloadHash(unsignedPayload))
+	if err != nil {
+		return types.CompletedPart{}, err
+	}
+	return types.CompletedPart{ETag: out.ETag, PartNumber: &num, ChecksumCRC32C: &sum}, nil
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// unsignedPayload is SigV4's payload hash for a body the signature does
+// not cover.
+const unsignedPayload = "UNSIGNED-PAYLOAD"
+
+// withPayloadHash gives SigV4 the request's payload hash, hex sha256 or
+// unsignedPayload, so the SDK does not read the body to compute one.
+func withPayloadHash(hash string) func(*s3.Options) {
+	set := middleware.FinalizeMiddlewareFunc("fwreleasePayloadHash", func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+		return next.HandleFinalize(v4.SetPayloadHash(ctx, hash), in)
+	})
+	return func(o *s3.Options) {
+		o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
+			return stack.Finalize.Add(set, middleware.Before)
+		})
+	}
 }
 
 // cacheControl marks versioned keys immutable; latest.json is not.
