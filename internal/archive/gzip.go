@@ -84,7 +84,7 @@ func newGzipWriter(out io.Writer, level, concurrency int, tmpDir string) (*gzipW
 		done:  make(chan struct{}),
 	}
 	w.bufs.New = func() any { return make([]byte, 0, gzipBlockSize) }
-	w.outs.New = func() any { return new(bytes.Buffer) }
+	w.outs.New = func() any { return bytes.NewBuffer(make([]byte, 0, gzipBlockSize+gzipBlockSize/16)) }
 	w.flates.New = func() any {
 		f, _ := flate.NewWriterDict(io.Discard, level, nil) // the level is a valid constant
 		return f
@@ -259,16 +259,30 @@ func (w *gzipWriter) patch(buf []byte, start int64, fill []byte) {
 }
 
 // heldOutput keeps compressed output that must wait: in memory up to
-// heldInMemory bytes, then in a temporary file in dir.
+// heldInMemory bytes, in chunks that are filled, never grown and copied,
+// then in a temporary file in dir.
 type heldOutput struct {
-	dir  string
-	mem  bytes.Buffer
-	file *os.File
+	dir    string
+	chunks [][]byte
+	size   int
+	file   *os.File
 }
 
+const heldChunk = 4 << 20
+
 func (h *heldOutput) Write(p []byte) (int, error) {
-	if h.file == nil && h.mem.Len()+len(p) <= heldInMemory {
-		return h.mem.Write(p)
+	if h.file == nil && h.size+len(p) <= heldInMemory {
+		h.size += len(p)
+		for q := p; len(q) > 0; {
+			if len(h.chunks) == 0 || len(h.chunks[len(h.chunks)-1]) == heldChunk {
+				h.chunks = append(h.chunks, make([]byte, 0, heldChunk))
+			}
+			last := &h.chunks[len(h.chunks)-1]
+			k := min(len(q), heldChunk-len(*last))
+			*last = append(*last, q[:k]...)
+			q = q[k:]
+		}
+		return len(p), nil
 	}
 	if h.file == nil {
 		f, err := os.CreateTemp(h.dir, ".pack-*")
@@ -281,8 +295,10 @@ func (h *heldOutput) Write(p []byte) (int, error) {
 }
 
 func (h *heldOutput) copyTo(w io.Writer) error {
-	if _, err := w.Write(h.mem.Bytes()); err != nil {
-		return err
+	for _, c := range h.chunks {
+		if _, err := w.Write(c); err != nil {
+			return err
+		}
 	}
 	if h.file == nil {
 		return nil
@@ -290,17 +306,22 @@ func (h *heldOutput) copyTo(w io.Writer) error {
 	if _, err := h.file.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
-	_, err := io.Copy(w, h.file)
+	_, err := io.CopyBuffer(w, onlyReader{h.file}, make([]byte, 1<<20))
 	return err
 }
 
 func (h *heldOutput) remove() {
+	h.chunks = nil
 	if h.file != nil {
 		h.file.Close()
 		os.Remove(h.file.Name())
 		h.file = nil
 	}
 }
+
+// onlyReader hides a file's WriteTo, which would copy through a 32 KiB
+// buffer of its own instead of the one given to io.CopyBuffer.
+type onlyReader struct{ io.Reader }
 
 // crc32Combine returns the CRC-32 (IEEE) of A followed by B, from A's CRC,
 // B's CRC and B's length: appending lenB zero bits to A is a linear map on

@@ -397,7 +397,7 @@ func (p *packer) copyFile(w io.Writer, e Entry) error {
 	}
 	defer f.Close()
 	h := sha256.New()
-	n, err := io.CopyBuffer(io.MultiWriter(w, h), f, p.buf)
+	n, err := io.CopyBuffer(io.MultiWriter(w, h), onlyReader{f}, p.buf)
 	if err != nil {
 		return err
 	}

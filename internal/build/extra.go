@@ -150,7 +150,7 @@ func (b *Builder) addExtras(ctx context.Context, t target.Target, root string, c
 		src, member, dst := e.Resolve(t.Arch)
 		from := cached[e.SHA256.For(t.Arch)]
 		out := filepath.Join(root, filepath.FromSlash(dst))
-		if err := mkParent(to, filepath.FromSlash(dst)); err != nil {
+		if err := mkParent(to, filepath.FromSlash(dst), nil); err != nil {
 			return fmt.Errorf("extra_files[%d] %s: %w", i, src, err)
 		}
 		mode := os.FileMode(0o644)

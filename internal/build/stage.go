@@ -124,6 +124,10 @@ func (c copier) copyTree(src, dst string) error {
 		return err
 	}
 	defer to.Close()
+	// Directories this walk made through the root: a file's parent is one
+	// of them (the walk visits a directory first), and need not be walked
+	// through the root again, component by component, for every file.
+	made := map[string]bool{}
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -144,26 +148,28 @@ func (c copier) copyTree(src, dst string) error {
 		}
 		switch {
 		case info.IsDir():
+			made[inRoot] = true
 			return to.MkdirAll(inRoot, 0o755)
 		case info.Mode().IsRegular():
-			return c.copyFile(to, p, inRoot, info.Mode())
+			return c.copyFile(to, p, inRoot, info.Mode(), made)
 		case info.Mode()&fs.ModeSymlink != 0:
-			return c.copyLink(to, p, inRoot)
+			return c.copyLink(to, p, inRoot, made)
 		}
 		return fmt.Errorf("%s is a special file (%s); only files, directories and symlinks can be packed", p, info.Mode().Type())
 	})
 }
 
-// mkParent makes the directory that will hold rel, inside to.
-func mkParent(to *os.Root, rel string) error {
-	if dir := filepath.Dir(rel); dir != "." {
+// mkParent makes the directory that will hold rel, inside to, unless made
+// says it already did.
+func mkParent(to *os.Root, rel string, made map[string]bool) error {
+	if dir := filepath.Dir(rel); dir != "." && !made[dir] {
 		return to.MkdirAll(dir, 0o755)
 	}
 	return nil
 }
 
-func (c copier) copyFile(to *os.Root, src, dst string, mode fs.FileMode) error {
-	if err := mkParent(to, dst); err != nil {
+func (c copier) copyFile(to *os.Root, src, dst string, mode fs.FileMode, made map[string]bool) error {
+	if err := mkParent(to, dst, made); err != nil {
 		return err
 	}
 	// The parent is now a directory inside the root, so linking into it
@@ -200,7 +206,7 @@ func (c copier) copyFile(to *os.Root, src, dst string, mode fs.FileMode) error {
 
 // copyLink keeps a symlink as a symlink, provided it resolves inside the
 // source tree; Collect checks again that it resolves inside the tarball.
-func (c copier) copyLink(to *os.Root, src, dst string) error {
+func (c copier) copyLink(to *os.Root, src, dst string, made map[string]bool) error {
 	target, err := os.Readlink(src)
 	if err != nil {
 		return err
@@ -215,7 +221,7 @@ func (c copier) copyLink(to *os.Root, src, dst string) error {
 	if filepath.IsAbs(target) {
 		return fmt.Errorf("%s: symlink to absolute path %q; make it relative", src, target)
 	}
-	if err := mkParent(to, dst); err != nil {
+	if err := mkParent(to, dst, made); err != nil {
 		return err
 	}
 	return to.Symlink(target, dst)
