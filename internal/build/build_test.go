@@ -315,3 +315,32 @@ func TestMissingLibs(t *testing.T) {
 		t.Errorf("a libyaml-0.so.2 in the tree still reported: %q", got)
 	}
 }
+
+// Only files something can load are read as ELF objects: by name (".so")
+// or the exec bit. The same extension module, renamed, counts only when
+// executable.
+func TestMissingLibsReadsOnlyLoadableFiles(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs Debian's python3-yaml")
+	}
+	ext, _ := filepath.Glob("/usr/lib/python3/dist-packages/yaml/_yaml.cpython-*.so")
+	if len(ext) == 0 {
+		t.Fatal("no Debian python3-yaml C extension here (apt-get install python3-yaml; .ci/run does)")
+	}
+	data, _ := os.ReadFile(ext[0])
+	cpu := target.Target{Python: "3.11", Accel: "cpu", OS: "linux", Arch: "x86_64"}
+	for _, c := range []struct {
+		mode    os.FileMode
+		missing int
+	}{{0o644, 0}, {0o755, 1}} {
+		root := t.TempDir()
+		writeFile(t, filepath.Join(root, "bin", "yaml-tool"), string(data), c.mode)
+		m, err := missingLibs(root, config.SharedLibs{}, cpu)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(m) != c.missing {
+			t.Errorf("an ELF object without .so in its name, mode %o: missing %v, want %d libraries", c.mode, m, c.missing)
+		}
+	}
+}

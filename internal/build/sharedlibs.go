@@ -85,7 +85,7 @@ func missingLibs(root string, c config.SharedLibs, t target.Target) ([]MissingLi
 			return err
 		}
 		have[d.Name()] = true // a file or link of that name in the tree
-		if !d.Type().IsRegular() {
+		if !d.Type().IsRegular() || !loadable(d) {
 			return nil
 		}
 		f, err := elf.Open(p)
@@ -115,6 +115,18 @@ func missingLibs(root string, c config.SharedLibs, t target.Target) ([]MissingLi
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
+}
+
+// loadable says whether a file can be an ELF object anything loads: a
+// shared library or extension module (".so" in its name: the loader finds
+// DT_NEEDED libraries, and Python extension modules, by such names) or an
+// executable. The rest (most of a tree) is not opened.
+func loadable(d fs.DirEntry) bool {
+	if strings.Contains(d.Name(), ".so") {
+		return true
+	}
+	info, err := d.Info()
+	return err == nil && info.Mode()&0o111 != 0
 }
 
 // checkSharedLibs logs each missing library, or fails with all of them
