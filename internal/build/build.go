@@ -223,7 +223,7 @@ func (b *Builder) addDeps(ctx context.Context, t target.Target, dir string) ([]S
 	if !b.slimming() {
 		return nil, nil
 	}
-	s := &slimmer{dir: dir, keep: b.Config.Slim.Keep, exclude: b.Config.Slim.ExcludePackages}
+	s := &slimmer{dir: dir, keep: b.Config.Slim.Keep, exclude: b.Config.Slim.ExcludePackages, rules: b.Config.Slim.Rules}
 	results, err := s.run(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("slimming %s: %w", t.ID(), err)

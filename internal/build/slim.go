@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/runpod-workers/fwrelease/internal/atomicfile"
+	"github.com/runpod-workers/fwrelease/internal/config"
 )
 
 // SlimResult is what one rule removed.
@@ -32,50 +33,111 @@ type SlimResult struct {
 // `testing` module (public API in numpy, pandas and others).
 type slimmer struct {
 	dir     string
-	keep    []string // globs under dir that no rule may touch
-	exclude []string // distributions the base image provides (globs)
+	keep    []string         // globs under dir that no rule may touch
+	exclude []string         // distributions the base image provides (globs)
+	rules   config.SlimRules // which rules run; the zero value: the defaults
+
+	duplicateLicenses map[string]bool         // found before the walk, which removes RECORD
+	imports           map[string][]importStmt // per top-level package, see packageImports
 }
 
-// slimRules run in order; the first that matches a path removes it.
-var slimRules = []struct {
-	name  string
-	match func(s *slimmer, rel string, d fs.DirEntry) bool
-}{
-	{"bytecode caches", func(_ *slimmer, rel string, d fs.DirEntry) bool {
+// slimRule removes what match selects; id is its key under slim.rules.
+type slimRule struct {
+	id, name string
+	match    func(s *slimmer, rel string, d fs.DirEntry) bool
+}
+
+// slimRules run in order during one walk; the first that matches a path
+// removes it. The rules that rewrite files or need the whole remaining
+// tree run after the walk (see run).
+var slimRules = []slimRule{
+	{"bytecode", "bytecode caches", func(_ *slimmer, rel string, d fs.DirEntry) bool {
 		if d.IsDir() {
 			return d.Name() == "__pycache__"
 		}
 		return strings.HasSuffix(rel, ".pyc") || strings.HasSuffix(rel, ".pyo")
 	}},
-	{"installer metadata", func(_ *slimmer, rel string, d fs.DirEntry) bool {
+	{"installer_metadata", "installer metadata", func(_ *slimmer, rel string, d fs.DirEntry) bool {
 		return !d.IsDir() && strings.HasSuffix(path.Dir(rel), ".dist-info") && installerMetadata[d.Name()]
 	}},
-	{"tests inside packages", func(s *slimmer, rel string, d fs.DirEntry) bool {
-		return d.IsDir() && (d.Name() == "tests" || d.Name() == "test") && insidePackage(rel) && !s.imported(rel)
+	{"packaging_leftovers", "packaging leftovers (egg-info file lists, zip-safe flags, WHEEL, py.typed)", func(_ *slimmer, rel string, d fs.DirEntry) bool {
+		if d.IsDir() {
+			return false
+		}
+		if dir := path.Dir(rel); strings.HasSuffix(dir, ".dist-info") || strings.HasSuffix(dir, ".egg-info") {
+			return packagingLeftovers[d.Name()]
+		}
+		return d.Name() == "py.typed" && insidePackage(rel)
 	}},
-	{"docs and examples", func(s *slimmer, rel string, d fs.DirEntry) bool {
+	{"tests", "tests inside packages", func(s *slimmer, rel string, d fs.DirEntry) bool {
+		return d.IsDir() && testDirs[d.Name()] && insidePackage(rel) && !s.imported(rel)
+	}},
+	{"build_scripts", "build and test scripts inside packages (setup.py, conftest.py)", func(s *slimmer, rel string, d fs.DirEntry) bool {
 		switch d.Name() {
-		case "docs", "doc", "examples", "example":
+		case "setup.py", "conftest.py":
+			return !d.IsDir() && insidePackage(rel) && !s.imported(strings.TrimSuffix(rel, ".py"))
+		}
+		return false
+	}},
+	{"docs", "docs and examples", func(s *slimmer, rel string, d fs.DirEntry) bool {
+		switch d.Name() {
+		case "docs", "doc", "examples", "example", "_examples":
 			return d.IsDir() && insidePackage(rel) && !s.imported(rel)
 		}
 		return false
 	}},
-	{"C sources, headers and static libraries", func(_ *slimmer, rel string, d fs.DirEntry) bool {
+	{"sources", "C sources, headers, static libraries and build interfaces", func(_ *slimmer, rel string, d fs.DirEntry) bool {
 		if d.IsDir() {
 			return false
 		}
 		switch path.Ext(rel) {
 		case ".h", ".hpp", ".hxx", ".c", ".cc", ".cpp", ".pyx", ".pxd", ".pxi", ".a", ".lib":
 			return true
+		case ".i", ".swg", ".pc": // SWIG interfaces, pkg-config files: for building against the package
+			return insidePackage(rel)
 		}
-		return false
+		return path.Base(path.Dir(rel)) == "npy-pkg-config" // numpy's pkg-config files
 	}},
-	{"type stubs", func(_ *slimmer, rel string, d fs.DirEntry) bool {
+	{"stubs", "type stubs", func(_ *slimmer, rel string, d fs.DirEntry) bool {
 		return !d.IsDir() && strings.HasSuffix(rel, ".pyi")
+	}},
+	{"translation_sources", "translation sources (*.po, *.pot)", func(_ *slimmer, rel string, d fs.DirEntry) bool {
+		return !d.IsDir() && insidePackage(rel) && (path.Ext(rel) == ".po" || path.Ext(rel) == ".pot")
+	}},
+	{"translations", "translations other than English (*.mo)", func(_ *slimmer, rel string, d fs.DirEntry) bool {
+		return !d.IsDir() && insidePackage(rel) && path.Ext(rel) == ".mo" && !englishCatalogue(rel)
+	}},
+	{"duplicate_licenses", "licence files that repeat another of the same distribution", func(s *slimmer, rel string, d fs.DirEntry) bool {
+		return !d.IsDir() && s.duplicateLicenses[rel]
 	}},
 }
 
+var testDirs = map[string]bool{"tests": true, "test": true, "_tests": true}
+
 var installerMetadata = map[string]bool{"INSTALLER": true, "REQUESTED": true, "direct_url.json": true, "RECORD": true}
+
+// packagingLeftovers are metadata files nothing reads at run time:
+// importlib.metadata reads METADATA/PKG-INFO, entry_points.txt,
+// requires.txt and top_level.txt, which stay. SOURCES.txt and
+// installed-files.txt are egg-info's RECORD (a file list for uninstalling);
+// WHEEL is for installers; the rest are setuptools flags.
+var packagingLeftovers = map[string]bool{
+	"WHEEL": true, "SOURCES.txt": true, "installed-files.txt": true,
+	"dependency_links.txt": true, "not-zip-safe": true, "zip-safe": true,
+}
+
+// englishCatalogue is true for a message catalogue gettext loads for
+// English (.../en/LC_MESSAGES/x.mo, en_US, en-GB…): what a worker runs in,
+// and what Django loads unconditionally for its default LANGUAGE_CODE.
+// A catalogue outside an LC_MESSAGES directory is not gettext's: kept.
+func englishCatalogue(rel string) bool {
+	dir := path.Dir(rel)
+	if path.Base(dir) != "LC_MESSAGES" {
+		return true
+	}
+	lang := strings.ToLower(path.Base(path.Dir(dir)))
+	return lang == "en" || strings.HasPrefix(lang, "en_") || strings.HasPrefix(lang, "en-") || lang == "c"
+}
 
 // insidePackage is true for a path below a top-level package, so a
 // top-level distribution that happens to be called `tests` is left alone.
@@ -91,8 +153,49 @@ func (s *slimmer) run(ctx context.Context) ([]SlimResult, error) {
 		}
 		results = append(results, r)
 	}
-	counts := make([]SlimResult, len(slimRules))
-	for i, r := range slimRules {
+	if s.rules.On("duplicate_licenses") {
+		dups, err := findDuplicateLicenses(s.dir)
+		if err != nil {
+			return nil, err
+		}
+		s.duplicateLicenses = dups
+	}
+	walked, err := s.walk()
+	if err != nil {
+		return nil, err
+	}
+	results = append(results, walked...)
+	if s.rules.On("metadata_descriptions") {
+		r, err := s.dropDescriptions()
+		if err != nil {
+			return nil, err
+		}
+		results = append(results, r)
+	}
+	if s.rules.On("unused_extensions") {
+		r, err := s.removeUnusedExtensions()
+		if err != nil {
+			return nil, err
+		}
+		results = append(results, r)
+	}
+	strip, err := s.strip(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return append(results, strip...), nil
+}
+
+// walk applies the enabled slimRules, reporting each, in the table's order.
+func (s *slimmer) walk() ([]SlimResult, error) {
+	var rules []slimRule
+	for _, r := range slimRules {
+		if s.rules.On(r.id) {
+			rules = append(rules, r)
+		}
+	}
+	counts := make([]SlimResult, len(rules))
+	for i, r := range rules {
 		counts[i].Rule = r.name
 	}
 	err := filepath.WalkDir(s.dir, func(p string, d fs.DirEntry, err error) error {
@@ -103,7 +206,7 @@ func (s *slimmer) run(ctx context.Context) ([]SlimResult, error) {
 		if s.kept(rel) {
 			return nil
 		}
-		for i, r := range slimRules {
+		for i, r := range rules {
 			if !r.match(s, rel, d) {
 				continue
 			}
@@ -123,15 +226,7 @@ func (s *slimmer) run(ctx context.Context) ([]SlimResult, error) {
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	results = append(results, counts...)
-	strip, err := s.stripDebug(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return append(results, strip), nil
+	return counts, err
 }
 
 // kept reports whether rel, or a directory above it, matches slim.keep.
@@ -149,19 +244,47 @@ func (s *slimmer) kept(rel string) bool {
 var importRE = regexp.MustCompile(`(?m)^\s*(?:from\s+([\w.]+)\s+import\s+([\w, ]+)|import\s+([\w.]+))`)
 
 // imported reports whether any module of the same top-level package,
-// outside the directory, imports it: then it is API, not a test suite.
+// outside the directory and outside test suites, imports it: then it is
+// API, not a test suite.
 func (s *slimmer) imported(rel string) bool {
 	top, _, _ := strings.Cut(rel, "/")
 	dotted := strings.ReplaceAll(rel, "/", ".")
 	name := path.Base(rel)
 	parentDotted := strings.ReplaceAll(path.Dir(rel), "/", ".")
-	found := false
+	for _, imp := range s.packageImports(top) {
+		if imp.file == rel || strings.HasPrefix(imp.file, rel+"/") {
+			continue
+		}
+		switch {
+		case imp.module == dotted || strings.HasPrefix(imp.module, dotted+"."):
+			return true
+		case imp.module == parentDotted && containsWord(imp.names, name):
+			return true
+		case strings.HasPrefix(imp.module, ".") && (strings.TrimLeft(imp.module, ".") == name || containsWord(imp.names, name)) &&
+			path.Dir(imp.file) == path.Dir(rel):
+			return true
+		}
+	}
+	return false
+}
+
+// importStmt is one import statement of a module: `from module import
+// names` or `import module`; file is the module's path under the tree.
+type importStmt struct{ file, module, names string }
+
+// packageImports parses the import statements of a top-level package's
+// modules outside test suites once, on first use: every test directory
+// and setup script asks about the same package.
+func (s *slimmer) packageImports(top string) []importStmt {
+	if imps, ok := s.imports[top]; ok {
+		return imps
+	}
+	var imps []importStmt
 	filepath.WalkDir(filepath.Join(s.dir, top), func(p string, d fs.DirEntry, err error) error {
-		if err != nil || found {
+		if err != nil {
 			return filepath.SkipAll
 		}
-		r := filepath.ToSlash(must(filepath.Rel(s.dir, p)))
-		if d.IsDir() && (r == rel || d.Name() == "tests" || d.Name() == "test") {
+		if d.IsDir() && testDirs[d.Name()] {
 			return filepath.SkipDir
 		}
 		if d.IsDir() || !strings.HasSuffix(p, ".py") {
@@ -171,21 +294,17 @@ func (s *slimmer) imported(rel string) bool {
 		if err != nil {
 			return nil
 		}
+		file := filepath.ToSlash(must(filepath.Rel(s.dir, p)))
 		for _, m := range importRE.FindAllSubmatch(data, -1) {
-			mod, names := string(m[1])+string(m[3]), string(m[2])
-			switch {
-			case mod == dotted || strings.HasPrefix(mod, dotted+"."):
-				found = true
-			case mod == parentDotted && containsWord(names, name):
-				found = true
-			case strings.HasPrefix(mod, ".") && (strings.TrimLeft(mod, ".") == name || containsWord(names, name)) &&
-				path.Dir(r) == path.Dir(rel):
-				found = true
-			}
+			imps = append(imps, importStmt{file: file, module: string(m[1]) + string(m[3]), names: string(m[2])})
 		}
 		return nil
 	})
-	return found
+	if s.imports == nil {
+		s.imports = map[string][]importStmt{}
+	}
+	s.imports[top] = imps
+	return imps
 }
 
 func containsWord(list, w string) bool {
@@ -257,53 +376,135 @@ func removeEmptyDirs(dir string) {
 	}
 }
 
-// stripDebug removes debug sections from ELF shared objects with binutils'
-// strip; without strip it says so rather than pretend.
-func (s *slimmer) stripDebug(ctx context.Context) (SlimResult, error) {
-	res := SlimResult{Rule: "debug sections of shared objects"}
+// strip removes debug sections (strip --strip-debug) and then symbol
+// tables (strip --strip-unneeded) from ELF shared objects, one report line
+// each. The dynamic symbol table (.dynsym), which the loader and Python's
+// PyInit_* lookup use, is kept by both. Without binutils' strip it says so
+// rather than pretend.
+func (s *slimmer) strip(ctx context.Context) ([]SlimResult, error) {
+	debug := SlimResult{Rule: "debug sections of shared objects"}
+	symbols := SlimResult{Rule: "symbol tables of shared objects (strip --strip-unneeded)"}
+	var results []*SlimResult
+	var passes []stripPass
+	if s.rules.On("debug_sections") {
+		results = append(results, &debug)
+		passes = append(passes, stripPass{"--strip-debug", hasDebugSections, &debug})
+	}
+	if s.rules.On("symbol_tables") {
+		results = append(results, &symbols)
+		passes = append(passes, stripPass{"--strip-unneeded", hasSymbolTable, &symbols})
+	}
+	if err := s.stripObjects(ctx, passes); err != nil {
+		return nil, err
+	}
+	out := make([]SlimResult, len(results))
+	for i, r := range results {
+		out[i] = *r
+	}
+	return out, nil
+}
+
+// stripPass runs strip with flag on the objects that need it.
+type stripPass struct {
+	flag string
+	need func(*elf.File) bool
+	res  *SlimResult
+}
+
+func (s *slimmer) stripObjects(ctx context.Context, passes []stripPass) error {
+	if len(passes) == 0 {
+		return nil
+	}
+	objects := s.sharedObjects()
+	if len(objects) == 0 {
+		return nil
+	}
 	stripBin, err := exec.LookPath("strip")
+	if err != nil {
+		for _, p := range passes {
+			p.res.Note = fmt.Sprintf("strip (binutils) not found: %d shared objects keep what %s removes", len(objects), p.flag)
+		}
+		return nil
+	}
+	for _, obj := range objects {
+		for _, pass := range passes {
+			if err := stripOne(ctx, stripBin, obj, pass); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// sharedObjects lists the ELF shared objects (*.so, *.so.N) no keep glob
+// protects.
+func (s *slimmer) sharedObjects() []string {
 	var objects []string
 	filepath.WalkDir(s.dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() && (strings.HasSuffix(p, ".so") || strings.Contains(d.Name(), ".so.")) && isELF(p) {
+		if err == nil && d.Type().IsRegular() && isSharedObjectName(d.Name()) && isELF(p) {
 			if rel := filepath.ToSlash(must(filepath.Rel(s.dir, p))); !s.kept(rel) {
 				objects = append(objects, p)
 			}
 		}
 		return nil
 	})
-	if len(objects) == 0 {
-		return res, nil
-	}
-	if err != nil {
-		res.Note = fmt.Sprintf("strip (binutils) not found: %d shared objects keep their debug sections", len(objects))
-		return res, nil
-	}
-	for _, p := range objects {
-		before, err := os.Stat(p)
-		if err != nil {
-			return res, err
-		}
-		// strip rewrites a hard-linked file in place (through the link):
-		// give it a private copy first.
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return res, err
-		}
-		if err := atomicfile.Write(p, data, before.Mode().Perm()); err != nil {
-			return res, err
-		}
-		if out, err := exec.CommandContext(ctx, stripBin, "--strip-debug", p).CombinedOutput(); err != nil {
-			return res, fmt.Errorf("strip --strip-debug %s: %v: %s", p, err, out)
-		}
-		after, _ := os.Stat(p)
-		if saved := before.Size() - after.Size(); saved > 0 {
-			res.Files++
-			res.Bytes += saved
-		}
-		os.Chmod(p, before.Mode()) // strip may rewrite the file
-	}
-	return res, nil
+	return objects
 }
+
+func isSharedObjectName(name string) bool {
+	return strings.HasSuffix(name, ".so") || strings.Contains(name, ".so.")
+}
+
+// stripOne runs one pass on one object, if the object has what the pass
+// removes: most wheels' objects are already stripped, and running strip
+// anyway costs a copy and a process per object.
+func stripOne(ctx context.Context, stripBin, p string, pass stripPass) error {
+	f, err := elf.Open(p)
+	if err != nil {
+		return fmt.Errorf("reading ELF %s: %w", p, err)
+	}
+	need := pass.need(f)
+	f.Close()
+	if !need {
+		return nil
+	}
+	before, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	// strip rewrites a hard-linked file in place (through the link):
+	// give it a private copy first.
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.Write(p, data, before.Mode().Perm()); err != nil {
+		return err
+	}
+	if out, err := exec.CommandContext(ctx, stripBin, pass.flag, p).CombinedOutput(); err != nil {
+		return fmt.Errorf("strip %s %s: %v: %s", pass.flag, p, err, out)
+	}
+	after, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	if saved := before.Size() - after.Size(); saved > 0 {
+		pass.res.Files++
+		pass.res.Bytes += saved
+	}
+	return os.Chmod(p, before.Mode()) // strip may rewrite the file
+}
+
+func hasDebugSections(f *elf.File) bool {
+	for _, sec := range f.Sections {
+		if strings.HasPrefix(sec.Name, ".debug") || strings.HasPrefix(sec.Name, ".zdebug") {
+			return true
+		}
+	}
+	return false
+}
+
+func hasSymbolTable(f *elf.File) bool { return f.Section(".symtab") != nil }
 
 func isELF(p string) bool {
 	f, err := elf.Open(p)

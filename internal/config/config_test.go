@@ -59,6 +59,7 @@ slim:
   exclude_packages: [torch, "nvidia-*"]
   keep: []
   max_size: 150MiB
+  rules: {translations: true, symbol_tables: false}
 format: tar.zst
 sign: {key: cosign.key}
 publish:
@@ -76,6 +77,9 @@ publish:
 	}
 	if n := len(c.Targets()); n != 4*2*2-4 {
 		t.Errorf("%d targets, want 12", n)
+	}
+	if r := c.Slim.Rules; !r.On("translations") || r.On("symbol_tables") || !r.On("tests") || (SlimRules{}).On("translations") {
+		t.Errorf("slim.rules decoded wrong: %+v", r)
 	}
 	if c.Slim.MaxSize != 150<<20 || c.Slim.On() || c.Format != "tar.zst" || c.Version.From != "src/version.py" || *c.SourceDateEpoch != 1767225600 {
 		t.Errorf("decoded wrong: %+v", c)
@@ -123,6 +127,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad mode", strings.Replace(minimal, `"0755"`, `"rwx"`, 1), []string{`fwrelease.yaml:6: files[0].mode: "rwx" is not an octal permission`}},
 		{"dst escapes", strings.Replace(minimal, `dst: bootstrap.sh`, `dst: ../bootstrap.sh`, 1), []string{`files[0].dst: "../bootstrap.sh" must be a relative path inside the tarball`}},
 		{"no files", strings.Replace(minimal, "files:\n  - {src: scripts/bootstrap.sh, dst: bootstrap.sh, mode: \"0755\"}\n", "", 1), []string{`files: missing`}},
+		{"unknown slim rule", minimal + "slim:\n  rules: {strip_symbols: true}\n", []string{`fwrelease.yaml:8: unknown key "slim.rules.strip_symbols"`}},
 		{"bad size", minimal + "slim: {max_size: lots}\n", []string{`fwrelease.yaml:7: slim.max_size: "lots" is not a size such as 150MiB`}},
 		{"deps requirements and dir", minimal + "deps: {requirements: r.txt, dir: sp}\n", []string{`deps: give one of deps.requirements, deps.lock or deps.dir`}},
 		{"deps requirements and lock", minimal + "deps: {requirements: r.txt, lock: uv.lock}\n", []string{`deps: give one of deps.requirements, deps.lock or deps.dir`}},
