@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -164,4 +165,66 @@ func TestPackRefusesAFillOfAnotherSize(t *testing.T) {
 			t.Errorf("%s: Pack = %v, want the size mismatch named", f, err)
 		}
 	}
+}
+
+type failingWriter struct{ after int }
+
+func (f *failingWriter) Write(p []byte) (int, error) {
+	if f.after -= len(p); f.after < 0 {
+		return 0, errors.New("disk full")
+	}
+	return len(p), nil
+}
+
+// A write error in the middle, or a cancelled context, ends Pack with the
+// error: no hang with blocks in flight or held, no held file left behind.
+func TestPackStopsOnErrors(t *testing.T) {
+	files := map[string]string{}
+	for i := range 8 {
+		files[fmt.Sprintf("site-packages/f%d.bin", i)] = string(compressible(1<<20, int64(i)))
+	}
+	dir := tree(t, files, modes{0o755, 0o644})
+	entries, err := Collect(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries = append(entries, Entry{Name: "MANIFEST.json", Kind: File, Mode: 0o644, Size: 4, Deferred: true})
+	SortEntries(entries)
+	defer func(prev int) { heldInMemory = prev }(heldInMemory)
+	heldInMemory = 1000 // held output goes to a file
+	fill := func([]FileSum) ([]byte, error) { return []byte("done"), nil }
+	tmp := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for name, c := range map[string]struct {
+		ctx context.Context
+		out io.Writer
+	}{
+		"write error at the start": {context.Background(), &failingWriter{after: 5}},
+		"cancelled":                {ctx, io.Discard},
+	} {
+		_, err := Pack(c.ctx, c.out, entries, Options{Top: "flash-worker", Fill: fill, TempDir: tmp})
+		if err == nil {
+			t.Errorf("%s: Pack succeeded", name)
+		}
+	}
+	// The output fails only once the held part is copied out, at the end.
+	var n countingWriter
+	if _, err := Pack(context.Background(), &n, entries, Options{Top: "flash-worker", Fill: fill, TempDir: tmp}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Pack(context.Background(), &failingWriter{after: int(n) - 100}, entries, Options{Top: "flash-worker", Fill: fill, TempDir: tmp})
+	if err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Errorf("failing near the end: %v, want disk full", err)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("left in the temporary directory: %v", left)
+	}
+}
+
+type countingWriter int
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	*c += countingWriter(len(p))
+	return len(p), nil
 }
