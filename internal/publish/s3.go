@@ -39,6 +39,11 @@ import (
 // payload hash and carries it as its checksum, so the server checks the
 // whole object; each part of a multipart upload carries a CRC32C (which the
 // CPU computes in hardware) that the server checks, and is sent unsigned.
+//
+// Not the SDK's transfer manager (feature/s3/transfermanager): it copies
+// each part into a buffer of its own, so its memory grows with part size
+// times parts in flight, and on the same server it was slower and used
+// more CPU (docs/publish.md).
 type S3 struct {
 	Client      *s3.Client
 	Bucket      string
@@ -291,7 +296,7 @@ func (p *S3) uploadParts(ctx context.Context, key, uploadID string, obj Object) 
 // is allowed only to loopback (internal/insecure).
 func (p *S3) uploadPart(ctx context.Context, key, uploadID string, num int32, part *io.SectionReader, progress *tracker) (types.CompletedPart, error) {
 	h := crc32.New(castagnoli)
-	if _, err := io.CopyBuffer(h, io.NewSectionReader(part, 0, part.Size()), make([]byte, 256<<10)); err != nil {
+	if _, err := io.Copy(h, io.NewSectionReader(part, 0, part.Size())); err != nil {
 		return types.CompletedPart{}, err
 	}
 	sum := base64.StdEncoding.EncodeToString(h.Sum(nil))
