@@ -91,6 +91,20 @@ mutation password-in-key-error "secrets hidden" \
 	internal/sign/key.go '(UnmarshalPEMToPrivateKey\(data, password\)\s*if err != nil \{.*?)return nil, err' '${1}return nil, fmt.Errorf("%w (with password %s)", err, os.Getenv(PasswordEnv))' \
 	internal/redact/redact.go 's = strings\.ReplaceAll\(s, secret, Mask\)' 's = strings.ReplaceAll(s, secret, secret)'
 
+# --- slimming never breaks an import: a private extension module that
+# code names (through importlib, or from another extension module) stays.
+mutation slim-ext-strings-ignored "slimming keeps imports" \
+	./internal/build '^TestUnusedExtensions$' \
+	internal/build/slimext.go '(\} else \{\n\s*)out = append\(out, src\[i:end\]\.\.\.\)' '${1}out = append(out, byte(32))'
+mutation slim-ext-so-ignored "slimming keeps imports" \
+	./internal/build '^TestUnusedExtensions$' \
+	internal/build/slimext.go '(data = pythonCode\(data\)\n\s*\})' '${1} else if strings.HasSuffix(f, ".so") {
+			continue
+		}'
+# The metadata importlib.metadata reads (version, requirements) stays.
+mutation slim-metadata-headers-dropped "slimming keeps imports" \
+	./internal/build '^TestSlimRules$' \
+	internal/build/slimscan.go 'inDescription = strings\.HasPrefix\(strings\.ToLower\(text\), "description:"\)' 'inDescription = true'
 # --- nothing runs unverified
 mutation verify-skips-signature "nothing runs unverified" \
 	./cmd/fwrelease '^TestVerifyRejectsTampering$' \

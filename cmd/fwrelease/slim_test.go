@@ -71,7 +71,8 @@ func TestSlimRealisticTree(t *testing.T) {
 	imp := exec.Command("/usr/bin/python3", "-S", "-c",
 		"import sys; sys.path.insert(0, sys.argv[1]); import aiohttp, pydantic, fastapi, uvicorn, requests, cloudpickle, numpy, yaml; "+
 			"assert all(m.__file__.startswith(sys.argv[1]) for m in (aiohttp, pydantic, fastapi, uvicorn, requests, cloudpickle, numpy, yaml)); "+
-			"numpy.testing.assert_allclose(numpy.ones(3).sum(), 3.0); print('ok')", filepath.Join(x, "site-packages"))
+			"numpy.testing.assert_allclose(numpy.ones(3).sum(), 3.0); "+
+			"import importlib.metadata as md; assert md.version('numpy') == numpy.__version__ and md.requires('aiohttp') and md.entry_points(group='console_scripts', name='uvicorn'); print('ok')", filepath.Join(x, "site-packages"))
 	if out, err := imp.CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "ok" {
 		t.Errorf("imports after slimming: %v\n%s", err, out)
 	}
