@@ -92,9 +92,6 @@ func TestPackFillsTheDeferredEntry(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if saved, err := LinkDuplicates(entries, nil); err != nil || saved.Files != 1 {
-				t.Fatalf("LinkDuplicates = %+v, %v; want b.txt linked to a.txt", saved, err)
-			}
 			// What Fill will return, worked out from the files on disk.
 			var want strings.Builder
 			for _, e := range entries {
@@ -109,9 +106,12 @@ func TestPackFillsTheDeferredEntry(t *testing.T) {
 			entries = append(entries, Entry{Name: "MANIFEST.json", Kind: File, Mode: 0o644, Size: int64(want.Len()), Deferred: true})
 			SortEntries(entries)
 			var buf bytes.Buffer
-			d, err := Pack(context.Background(), &buf, entries, Options{Top: "flash-worker", Epoch: epoch, Format: f, Fill: fill, TempDir: t.TempDir()})
+			d, err := Pack(context.Background(), &buf, entries, Options{Top: "flash-worker", Epoch: epoch, Format: f, Fill: fill, LinkDuplicates: true, TempDir: t.TempDir()})
 			if err != nil {
 				t.Fatal(err)
+			}
+			if d.Linked.Files != 1 {
+				t.Errorf("linked %+v, want b.txt linked to a.txt", d.Linked)
 			}
 			if sum := sha256.Sum256(buf.Bytes()); d.SHA256 != hex.EncodeToString(sum[:]) || d.Size != int64(buf.Len()) {
 				t.Errorf("digest %+v does not describe the %d bytes written", d, buf.Len())
@@ -227,4 +227,55 @@ type countingWriter int
 func (c *countingWriter) Write(p []byte) (int, error) {
 	*c += countingWriter(len(p))
 	return len(p), nil
+}
+
+// Linking duplicates while packing gives the bytes, the savings and the
+// entries that LinkDuplicates before packing gives, for files held in
+// memory and for files too large to be.
+func TestPackLinksDuplicatesAsItGoes(t *testing.T) {
+	same := string(compressible(300000, 1))
+	files := map[string]string{
+		"a/one.txt": same, "b/two.txt": same, "c/three.txt": same,
+		"d/other.txt": string(compressible(300000, 2)), // same size, other content
+		"e/empty":     "", "f/empty": "",
+		"g/unique": "x",
+	}
+	dir := tree(t, files, modes{0o755, 0o644})
+	for _, limit := range []int64{wholeFileLimit, 1000} {
+		defer func(prev int64) { wholeFileLimit = prev }(wholeFileLimit)
+		wholeFileLimit = limit
+		for _, f := range []Format{TarGz, TarZst} {
+			before, err := Collect(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := LinkDuplicates(before, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var a, b bytes.Buffer
+			if _, err := Pack(context.Background(), &a, before, Options{Top: "flash-worker", Epoch: epoch, Format: f}); err != nil {
+				t.Fatal(err)
+			}
+			during, err := Collect(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := Pack(context.Background(), &b, during, Options{Top: "flash-worker", Epoch: epoch, Format: f, LinkDuplicates: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Linked != want || want.Files != 2 {
+				t.Errorf("%s, limit %d: linked %+v while packing, %+v before; want 2 files", f, limit, d.Linked, want)
+			}
+			if !bytes.Equal(a.Bytes(), b.Bytes()) {
+				t.Errorf("%s, limit %d: linked while packing, %d bytes; before, %d different ones", f, limit, b.Len(), a.Len())
+			}
+			for i := range before {
+				if before[i] != during[i] {
+					t.Errorf("%s, limit %d: entry %+v, want %+v", f, limit, during[i], before[i])
+				}
+			}
+		}
+	}
 }

@@ -190,6 +190,10 @@ type Options struct {
 	// of every other regular file (hard links included, as their target),
 	// in tar order. It must have the entry's Size.
 	Fill func(sums []FileSum) ([]byte, error)
+	// LinkDuplicates stores a regular file whose content equals an earlier
+	// one's (in tar order) as a hard link to it, and turns its entry into a
+	// Hardlink. Files whose size no other file has are not compared.
+	LinkDuplicates bool
 	// TempDir holds compressed output that waits for Fill when it outgrows
 	// memory; "" is the system's.
 	TempDir string
@@ -205,6 +209,7 @@ type FileSum struct {
 type Digest struct {
 	Size   int64
 	SHA256 string
+	Linked Saved // by Options.LinkDuplicates
 }
 
 // Pack writes entries as a deterministic compressed tarball to out, hashing
@@ -231,7 +236,7 @@ func Pack(ctx context.Context, out io.Writer, entries []Entry, o Options) (Diges
 	if err != nil {
 		return Digest{}, err
 	}
-	return Digest{Size: hw.n, SHA256: hex.EncodeToString(hw.h.Sum(nil))}, nil
+	return Digest{Size: hw.n, SHA256: hex.EncodeToString(hw.h.Sum(nil)), Linked: p.linked}, nil
 }
 
 type packer struct {
@@ -244,10 +249,27 @@ type packer struct {
 	// placeholder bytes are written.
 	hole func(size int64) error
 	fill []byte // the deferred entry's content, when known before packing
+	// Options.LinkDuplicates
+	bySize map[int64]int // files by size
+	first  map[dupKey]string
+	linked Saved
 }
 
+type dupKey struct {
+	size int64
+	sum  string
+}
+
+// wholeFileLimit is the largest file read into memory to compare it with
+// the others of its size before it is packed (a variable for the tests).
+var wholeFileLimit int64 = 32 << 20
+
 func (p *packer) check(entries []Entry) error {
+	p.bySize, p.first = map[int64]int{}, map[dupKey]string{}
 	for i := range entries {
+		if e := entries[i]; e.Kind == File && !e.Deferred {
+			p.bySize[e.Size]++
+		}
 		if !entries[i].Deferred {
 			continue
 		}
@@ -278,6 +300,14 @@ func (p *packer) packGzip(ctx context.Context, out io.Writer, entries []Entry) e
 }
 
 func (p *packer) packZstd(ctx context.Context, out io.Writer, entries []Entry) error {
+	if p.o.LinkDuplicates {
+		// This path reads files twice anyway: find duplicates first.
+		saved, err := LinkDuplicates(entries, nil)
+		if err != nil {
+			return err
+		}
+		p.linked, p.o.LinkDuplicates = saved, false
+	}
 	if p.deferred != nil {
 		if err := p.hashAll(ctx, entries); err != nil {
 			return err
@@ -306,12 +336,12 @@ func (p *packer) packZstd(ctx context.Context, out io.Writer, entries []Entry) e
 // writeAll writes the tar stream of entries, and its end, to w.
 func (p *packer) writeAll(ctx context.Context, w io.Writer, entries []Entry) error {
 	tw := tar.NewWriter(w)
-	for _, e := range entries {
+	for i := range entries {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := p.writeEntry(tw, e); err != nil {
-			return fmt.Errorf("packing %s: %w", tarName(p.o.Top, e), err)
+		if err := p.writeEntry(tw, &entries[i]); err != nil {
+			return fmt.Errorf("packing %s: %w", tarName(p.o.Top, entries[i]), err)
 		}
 	}
 	return tw.Close()
@@ -345,7 +375,39 @@ func (p *packer) filled() ([]byte, error) {
 	return data, nil
 }
 
-func (p *packer) writeEntry(tw *tar.Writer, e Entry) error {
+func (p *packer) writeEntry(tw *tar.Writer, e *Entry) error {
+	var content []byte // a file read whole to look for its duplicate
+	if p.mayDuplicate(*e) {
+		var err error
+		if content, err = p.linkIfDuplicate(e); err != nil {
+			return err
+		}
+	}
+	if err := tw.WriteHeader(p.header(*e)); err != nil {
+		return err
+	}
+	switch {
+	case e.Kind == Hardlink:
+		p.record(e.Name, p.sums[e.Link])
+		return nil
+	case content != nil:
+		_, err := tw.Write(content)
+		return err
+	case e.Deferred && p.fill != nil:
+		_, err := tw.Write(p.fill)
+		return err
+	case e.Deferred:
+		if err := p.hole(e.Size); err != nil {
+			return err
+		}
+		_, err := io.CopyN(tw, zeros{}, e.Size)
+		return err
+	default:
+		return p.copyFile(tw, *e)
+	}
+}
+
+func (p *packer) header(e Entry) *tar.Header {
 	h := &tar.Header{
 		Name:    tarName(p.o.Top, e),
 		Mode:    e.Mode,
@@ -363,22 +425,48 @@ func (p *packer) writeEntry(tw *tar.Writer, e Entry) error {
 	case File:
 		h.Typeflag, h.Size = tar.TypeReg, e.Size
 	}
-	if err := tw.WriteHeader(h); err != nil {
-		return err
-	}
-	switch {
-	case e.Deferred && p.fill != nil:
-		_, err := tw.Write(p.fill)
-		return err
-	case e.Deferred:
-		if err := p.hole(e.Size); err != nil {
-			return err
+	return h
+}
+
+// mayDuplicate: with Options.LinkDuplicates, a file whose size another file
+// shares (a unique size cannot have a duplicate).
+func (p *packer) mayDuplicate(e Entry) bool {
+	return p.o.LinkDuplicates && e.Kind == File && !e.Deferred && e.Size > 0 && p.bySize[e.Size] > 1
+}
+
+// linkIfDuplicate reads e's file whole and hashes it; if an earlier file
+// had the same content, e becomes a hard link to it (in place, so the
+// caller's entries say what was packed). Otherwise it returns the content,
+// to be packed from memory. A file too large to hold is hashed, and read
+// again if it is packed.
+func (p *packer) linkIfDuplicate(e *Entry) ([]byte, error) {
+	var content []byte
+	var sum string
+	var err error
+	if e.Size <= wholeFileLimit {
+		if content, err = os.ReadFile(e.Source); err != nil {
+			return nil, err
 		}
-		_, err := io.CopyN(tw, zeros{}, e.Size)
-		return err
-	default:
-		return p.copyFile(tw, e)
+		if int64(len(content)) != e.Size {
+			return nil, fmt.Errorf("%s changed size while packing (%d, now %d bytes)", e.Source, e.Size, len(content))
+		}
+		h := sha256.Sum256(content)
+		sum = hex.EncodeToString(h[:])
+	} else if sum, err = FileSHA256(e.Source); err != nil {
+		return nil, err
 	}
+	k := dupKey{e.Size, sum}
+	if target, ok := p.first[k]; ok {
+		p.linked.Files++
+		p.linked.Bytes += e.Size
+		e.Kind, e.Link, e.Source = Hardlink, target, ""
+		return nil, nil
+	}
+	p.first[k] = e.Name
+	if content != nil {
+		p.record(e.Name, sum)
+	}
+	return content, nil
 }
 
 // copyFile copies e's file to w, taking its sha256 on the way; a hard link

@@ -156,20 +156,17 @@ func (b *Builder) buildTarget(ctx context.Context, t target.Target) (Result, err
 	if err != nil {
 		return Result{}, err
 	}
-	if b.slimming() {
-		dup, err := archive.LinkDuplicates(entries, nil)
-		if err != nil {
-			return Result{}, err
-		}
-		slimmed = append(slimmed, SlimResult{Rule: "identical files stored once", Files: dup.Files, Bytes: dup.Bytes})
-	}
-	b.logSlim(t, slimmed)
 	file := t.FileStem(b.Config.Name, b.Config.Version.Literal) + b.Config.Extension()
 	path := filepath.Join(b.Dist, file)
+	// Identical files are linked as they are packed, each read once.
 	digest, err := b.pack(ctx, path, entries, fill)
 	if err != nil {
 		return Result{}, err
 	}
+	if b.slimming() {
+		slimmed = append(slimmed, SlimResult{Rule: "identical files stored once", Files: digest.Linked.Files, Bytes: digest.Linked.Bytes})
+	}
+	b.logSlim(t, slimmed)
 	if max := int64(b.Config.Slim.MaxSize); max > 0 && digest.Size > max {
 		os.Remove(path)
 		return Result{}, fmt.Errorf("%s is %d bytes, over slim.max_size of %d bytes; what it holds:\n%s\nslim it further (slim.exclude_packages, fewer requirements) or raise slim.max_size",
@@ -297,11 +294,12 @@ func (b *Builder) pack(ctx context.Context, path string, entries []archive.Entry
 	err := atomicfile.WriteWith(path, 0o644, func(w io.Writer) error {
 		var err error
 		digest, err = archive.Pack(ctx, w, entries, archive.Options{
-			Top:     b.Config.Name,
-			Epoch:   b.Source.Epoch,
-			Format:  archive.Format(b.Config.Format),
-			Fill:    fill,
-			TempDir: filepath.Join(b.Dist, ".work"),
+			Top:            b.Config.Name,
+			Epoch:          b.Source.Epoch,
+			Format:         archive.Format(b.Config.Format),
+			Fill:           fill,
+			LinkDuplicates: b.slimming(),
+			TempDir:        filepath.Join(b.Dist, ".work"),
 		})
 		return err
 	})
