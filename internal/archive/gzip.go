@@ -48,8 +48,9 @@ type gzipWriter struct {
 }
 
 // heldInMemory is how many compressed bytes wait in memory before a
-// temporary file takes the rest (a variable for the tests).
-var heldInMemory = 32 << 20
+// temporary file takes the rest (a variable for the tests): the realistic
+// tree's 14 MB fit, and a build of gigabytes stays under 100 MiB of memory.
+var heldInMemory = 16 << 20
 
 const (
 	gzipTailSize  = 16 << 10 // pgzip's dictionary size
