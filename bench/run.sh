@@ -99,7 +99,7 @@ fw_slim=$(ls "$work"/d-slim/*.tar.gz)
 "$fw" inspect --top 15 "$fw_slim" > "$work/slim.top"
 mkdir -p "$work/x1" "$work/x2"
 hyperfine --runs "$xruns" --warmup 1 --export-json "$work/extract.json" \
-  --prepare "rm -rf $work/x1/* $work/x2/*" \
+  --prepare "rm -rf $work/x1/* $work/x2/*; sync" \
   "tar xzf $work/t.tar.gz -C $work/x1" \
   "tar xzf $fw_slim -C $work/x2" >/dev/null
 
