@@ -65,6 +65,13 @@ mutation local-replaces-published "re-runs upload nothing" \
 	./cmd/fwrelease '^TestKeylessReleaseVerifies$' \
 	internal/publish/local.go 'if !l\.Replace \{' 'if false {'
 
+# --- uploads are checked in transit, at no extra SHA-256 pass
+mutation s3-part-without-crc32c "checked in transit" \
+	./internal/publish '^TestS3(UploadsCarryChecksumsNotPayloadHashes|CorruptedInTransitIsRefused)$' \
+	internal/publish/s3.go '(ContentLength: aws\.Int64\(part\.Size\(\)\),\s*)ChecksumCRC32C: &sum,' '${1}'
+mutation s3-part-payload-signed "checked in transit" \
+	./internal/publish '^TestS3UploadsCarryChecksumsNotPayloadHashes$' \
+	internal/publish/s3.go '\}, withPayloadHash\(unsignedPayload\)\)' '})'
 # --- resume resumes
 mutation s3-resume-from-zero "resume resumes" \
 	./internal/publish '^TestS3CutOffDownloadResumes$' \
