@@ -269,9 +269,10 @@ func TestStageDoesNotWriteThroughStagedSymlink(t *testing.T) {
 	}
 }
 
-// Debian's yaml C extension needs libyaml-0.so.2: reported unless the tree
-// or the base image's list (with shared_libs.provided) has it.
-func TestMissingLibs(t *testing.T) {
+// debianYAMLExtension is Debian's yaml C extension module, a real ELF
+// object that needs libyaml-0.so.2.
+func debianYAMLExtension(t *testing.T) string {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("needs Debian's python3-yaml")
 	}
@@ -279,9 +280,16 @@ func TestMissingLibs(t *testing.T) {
 	if len(ext) == 0 {
 		t.Fatal("no Debian python3-yaml C extension here (apt-get install python3-yaml; .ci/run does)")
 	}
+	return ext[0]
+}
+
+// Debian's yaml C extension needs libyaml-0.so.2: reported unless the tree
+// or the base image's list (with shared_libs.provided) has it.
+func TestMissingLibs(t *testing.T) {
+	ext := debianYAMLExtension(t)
 	root := t.TempDir()
-	data, _ := os.ReadFile(ext[0])
-	writeFile(t, filepath.Join(root, "site-packages", "yaml", filepath.Base(ext[0])), string(data), 0o644)
+	data, _ := os.ReadFile(ext)
+	writeFile(t, filepath.Join(root, "site-packages", "yaml", filepath.Base(ext)), string(data), 0o644)
 	writeFile(t, filepath.Join(root, "src", "handler.py"), "", 0o644)
 	cpu := target.Target{Python: "3.11", Accel: "cpu", OS: "linux", Arch: "x86_64"}
 	names := func(c config.SharedLibs, tg target.Target) string {
@@ -295,7 +303,7 @@ func TestMissingLibs(t *testing.T) {
 		}
 		return strings.Join(out, " ")
 	}
-	want := "libyaml-0.so.2<site-packages/yaml/" + filepath.Base(ext[0]) + "@python-slim"
+	want := "libyaml-0.so.2<site-packages/yaml/" + filepath.Base(ext) + "@python-slim"
 	if got := names(config.SharedLibs{}, cpu); got != want {
 		t.Errorf("missing %q, want %q", got, want)
 	}
@@ -320,14 +328,8 @@ func TestMissingLibs(t *testing.T) {
 // or the exec bit. The same extension module, renamed, counts only when
 // executable.
 func TestMissingLibsReadsOnlyLoadableFiles(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs Debian's python3-yaml")
-	}
-	ext, _ := filepath.Glob("/usr/lib/python3/dist-packages/yaml/_yaml.cpython-*.so")
-	if len(ext) == 0 {
-		t.Fatal("no Debian python3-yaml C extension here (apt-get install python3-yaml; .ci/run does)")
-	}
-	data, _ := os.ReadFile(ext[0])
+	ext := debianYAMLExtension(t)
+	data, _ := os.ReadFile(ext)
 	cpu := target.Target{Python: "3.11", Accel: "cpu", OS: "linux", Arch: "x86_64"}
 	for _, c := range []struct {
 		mode    os.FileMode
