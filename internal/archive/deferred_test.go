@@ -123,20 +123,19 @@ func TestPackFillsTheDeferredEntry(t *testing.T) {
 			if !strings.HasPrefix(strings.Join(names, " "), ".version LICENSE MANIFEST.json bootstrap.sh") {
 				t.Errorf("entries in order %v", names)
 			}
-			// The same tree with MANIFEST.json on disk, packed plainly.
-			if err := os.WriteFile(filepath.Join(dir, "MANIFEST.json"), []byte(want.String()), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			plain, _ := pack(t, dir, f)
-			if _, c := untar(t, plain, f); !bytes.Equal(c["MANIFEST.json"], content["MANIFEST.json"]) {
-				t.Fatal("the plain pack differs in MANIFEST.json")
-			}
 			if f == TarGz {
+				// The same tree with MANIFEST.json on disk all along, packed
+				// plainly, gives the same bytes.
+				if err := os.WriteFile(filepath.Join(dir, "MANIFEST.json"), []byte(want.String()), 0o644); err != nil {
+					t.Fatal(err)
+				}
 				again, err := Collect(dir)
 				if err != nil {
 					t.Fatal(err)
 				}
-				LinkDuplicates(again, nil)
+				if _, err := LinkDuplicates(again, nil); err != nil {
+					t.Fatal(err)
+				}
 				var b bytes.Buffer
 				if _, err := Pack(context.Background(), &b, again, Options{Top: "flash-worker", Epoch: epoch, Format: f}); err != nil {
 					t.Fatal(err)
@@ -213,9 +212,13 @@ func TestPackStopsOnErrors(t *testing.T) {
 	if _, err := Pack(context.Background(), &n, entries, Options{Top: "flash-worker", Fill: fill, TempDir: tmp}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = Pack(context.Background(), &failingWriter{after: int(n) - 100}, entries, Options{Top: "flash-worker", Fill: fill, TempDir: tmp})
-	if err == nil || !strings.Contains(err.Error(), "disk full") {
-		t.Errorf("failing near the end: %v, want disk full", err)
+	// Failing half way, blocks are in flight or held; near the end, while
+	// the held part is copied out.
+	for _, after := range []int{int(n) / 2, int(n) - 100} {
+		_, err = Pack(context.Background(), &failingWriter{after: after}, entries, Options{Top: "flash-worker", Fill: fill, TempDir: tmp})
+		if err == nil || !strings.Contains(err.Error(), "disk full") {
+			t.Errorf("failing after %d of %d bytes: %v, want disk full", after, n, err)
+		}
 	}
 	if left, _ := os.ReadDir(tmp); len(left) != 0 {
 		t.Errorf("left in the temporary directory: %v", left)

@@ -23,9 +23,8 @@ import (
 // file). That lets a tarball hold MANIFEST.json, whose tree digest covers
 // every file after it, while each of those files is read once.
 type gzipWriter struct {
-	out   io.Writer
-	level int
-	held  heldOutput
+	out  io.Writer
+	held heldOutput
 
 	cur       []byte // the block being filled
 	curStart  int64  // input offset of cur
@@ -74,12 +73,11 @@ func newGzipWriter(out io.Writer, level, concurrency int, tmpDir string) (*gzipW
 	// No name, no mtime (zero means none), no extra flags: only the level
 	// and the data decide the bytes.
 	header := []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, gzipOSUnknown}
-	binary.LittleEndian.PutUint32(header[4:8], 0)
 	if _, err := out.Write(header); err != nil {
 		return nil, err
 	}
 	w := &gzipWriter{
-		out: out, level: level, held: heldOutput{dir: tmpDir},
+		out: out, held: heldOutput{dir: tmpDir},
 		queue: make(chan *gzBlock, concurrency),
 		slots: make(chan struct{}, concurrency),
 		done:  make(chan struct{}),

@@ -300,18 +300,21 @@ func (p *packer) packGzip(ctx context.Context, out io.Writer, entries []Entry) e
 }
 
 func (p *packer) packZstd(ctx context.Context, out io.Writer, entries []Entry) error {
+	// zstd's encoder cannot leave a hole for the deferred entry, so this
+	// path reads the files twice: hashing first, then packing.
+	if p.deferred != nil {
+		if err := p.hashAll(ctx, entries); err != nil {
+			return err
+		}
+	}
 	if p.o.LinkDuplicates {
-		// This path reads files twice anyway: find duplicates first.
-		saved, err := LinkDuplicates(entries, nil)
+		saved, err := LinkDuplicates(entries, p.sums) // hashes only what hashAll did not
 		if err != nil {
 			return err
 		}
 		p.linked, p.o.LinkDuplicates = saved, false
 	}
 	if p.deferred != nil {
-		if err := p.hashAll(ctx, entries); err != nil {
-			return err
-		}
 		fill, err := p.filled()
 		if err != nil {
 			return err
@@ -387,9 +390,6 @@ func (p *packer) writeEntry(tw *tar.Writer, e *Entry) error {
 		return err
 	}
 	switch {
-	case e.Kind == Hardlink:
-		p.record(e.Name, p.sums[e.Link])
-		return nil
 	case content != nil:
 		_, err := tw.Write(content)
 		return err

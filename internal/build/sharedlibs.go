@@ -122,7 +122,7 @@ func missingLibs(root string, c config.SharedLibs, t target.Target) ([]MissingLi
 // DT_NEEDED libraries, and Python extension modules, by such names) or an
 // executable. The rest (most of a tree) is not opened.
 func loadable(d fs.DirEntry) bool {
-	if strings.Contains(d.Name(), ".so") {
+	if isSharedObjectName(d.Name()) {
 		return true
 	}
 	info, err := d.Info()

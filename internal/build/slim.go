@@ -384,22 +384,19 @@ func removeEmptyDirs(dir string) {
 func (s *slimmer) strip(ctx context.Context) ([]SlimResult, error) {
 	debug := SlimResult{Rule: "debug sections of shared objects"}
 	symbols := SlimResult{Rule: "symbol tables of shared objects (strip --strip-unneeded)"}
-	var results []*SlimResult
 	var passes []stripPass
 	if s.rules.On("debug_sections") {
-		results = append(results, &debug)
 		passes = append(passes, stripPass{"--strip-debug", hasDebugSections, &debug})
 	}
 	if s.rules.On("symbol_tables") {
-		results = append(results, &symbols)
 		passes = append(passes, stripPass{"--strip-unneeded", hasSymbolTable, &symbols})
 	}
 	if err := s.stripObjects(ctx, passes); err != nil {
 		return nil, err
 	}
-	out := make([]SlimResult, len(results))
-	for i, r := range results {
-		out[i] = *r
+	var out []SlimResult
+	for _, p := range passes {
+		out = append(out, *p.res)
 	}
 	return out, nil
 }

@@ -224,13 +224,13 @@ func buildExtension(t *testing.T, sp, rel, code string) string {
 	}
 	inc, err := exec.Command("/usr/bin/python3", "-c", "import sysconfig; print(sysconfig.get_paths()['include'])").Output()
 	if err != nil {
-		t.Skip("no /usr/bin/python3")
+		t.Fatal("no /usr/bin/python3; .ci/run installs it")
 	}
 	if _, err := os.Stat(filepath.Join(strings.TrimSpace(string(inc)), "Python.h")); err != nil {
-		t.Skip("no Python.h to build an extension module with (apt-get install python3-dev)")
+		t.Fatal("no Python.h to build an extension module with (apt-get install python3-dev); .ci/run installs it")
 	}
 	if _, err := exec.LookPath("gcc"); err != nil {
-		t.Skip("no gcc to build an extension module with")
+		t.Fatal("no gcc to build an extension module with; .ci/run installs it")
 	}
 	name := filepath.Base(rel)
 	if code == "" {
