@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -284,28 +283,7 @@ type registryStore struct {
 }
 
 func (r *registryStore) opts(ctx context.Context) []remote.Option {
-	return []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(secretKeychain{authn.DefaultKeychain}), remote.WithTransport(r.transport)}
-}
-
-// secretKeychain resolves credentials as the Docker config and its helpers
-// give them, and makes each of their values a secret, so a registry that
-// quotes the password back in an error does not get it printed.
-type secretKeychain struct{ authn.Keychain }
-
-func (k secretKeychain) Resolve(res authn.Resource) (authn.Authenticator, error) {
-	a, err := k.Keychain.Resolve(res)
-	if err != nil || a == authn.Anonymous {
-		return a, err
-	}
-	cfg, err := authn.Authorization(context.Background(), a)
-	if err != nil {
-		return nil, fmt.Errorf("credentials for %s: %w", res.RegistryStr(), err)
-	}
-	basic := base64.StdEncoding.EncodeToString([]byte(cfg.Username + ":" + cfg.Password))
-	for _, s := range []string{cfg.Password, cfg.Auth, basic, cfg.IdentityToken, cfg.RegistryToken} {
-		redact.Add(s)
-	}
-	return authn.FromConfig(*cfg), nil
+	return []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(redact.Keychain(authn.DefaultKeychain)), remote.WithTransport(r.transport)}
 }
 
 func (r *registryStore) writeBlob(ctx context.Context, digest v1.Hash, size int64, mediaType string, open func() (io.ReadCloser, error)) error {

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/runpod-workers/fwrelease/internal/insecure"
+	"github.com/runpod-workers/fwrelease/internal/redact"
 )
 
 // ociSource reads one artifact manifest, from a registry or a layout.
@@ -61,7 +62,7 @@ func (o Options) openOCI(ctx context.Context, ref string) (*ociSource, error) {
 	if err != nil {
 		return nil, err
 	}
-	ropts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain),
+	ropts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(redact.Keychain(authn.DefaultKeychain)),
 		remote.WithTransport(insecure.Transport(remote.DefaultTransport, scheme))}
 	desc, err := remote.Get(d, ropts...)
 	if err != nil {
