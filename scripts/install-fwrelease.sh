@@ -47,7 +47,12 @@ platform() {
 check_url() {
     case "$1" in
         https://*) ;;
-        http://127.* | http://localhost[:/]* | http://\[::1\][:/]*) ;;
+        http://127.*.*.*) # a dotted-quad host only: not http://127.evil.example/
+            hostport=${1#http://}; hostport=${hostport%%/*}; host=${hostport%:*}
+            case "$host" in
+                *[!0-9.]* | *.*.*.*.* | *..* | *.) fail "FWRELEASE_DOWNLOAD_URL $1: must be https (plain http only to a loopback address)" ;;
+            esac ;;
+        http://localhost[:/]* | http://\[::1\][:/]*) ;;
         *) fail "FWRELEASE_DOWNLOAD_URL $1: must be https (plain http only to a loopback address)" ;;
     esac
 }

@@ -37,6 +37,7 @@ func TestInstallScript(t *testing.T) {
 		{"archive not listed refused", func(sum string) string { return sum + "  fwrelease_9.9.9_darwin_arm64.tar.gz\n" }, "v9.9.9", nil, "checksums.txt lists no " + archive},
 		{"missing release", func(sum string) string { return sum + "  " + archive + "\n" }, "v9.9.8", nil, "downloading http://127.0.0.1"},
 		{"plain http off loopback refused", func(sum string) string { return "" }, "v9.9.9", func(string) string { return "http://example.com/dl" }, "must be https"},
+		{"a host that only starts with 127 refused", func(sum string) string { return "" }, "v9.9.9", func(string) string { return "http://127.evil.invalid/dl" }, "must be https"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

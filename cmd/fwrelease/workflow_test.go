@@ -123,6 +123,9 @@ func TestWorkflowCommandsMatchSingleRelease(t *testing.T) {
 	}
 	bundles := map[string][]byte{}
 	matches, _ := filepath.Glob(filepath.Join(dist, "*.tar.gz.sigstore.json"))
+	if len(matches) != 4 {
+		t.Fatalf("%d tarball bundles in dist, want the 4 sign made: %v", len(matches), matches)
+	}
 	for _, m := range matches {
 		bundles[m], _ = os.ReadFile(m)
 	}

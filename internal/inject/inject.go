@@ -103,7 +103,8 @@ func Script(version string, a *manifest.Artifact, o Options) (string, error) {
 			return "", err
 		}
 	}
-	for flag, dir := range map[string]string{"--fw-dir": o.FWDir, "--cache-dir": o.CacheDir} {
+	for _, d := range [...]struct{ flag, dir string }{{"--fw-dir", o.FWDir}, {"--cache-dir", o.CacheDir}} {
+		flag, dir := d.flag, d.dir
 		if !dirRE.MatchString(dir) || path.Clean(dir) != dir || path.Dir(dir) == "/" {
 			return "", fmt.Errorf("%s %q: want a clean absolute path below a top-level directory, of letters, digits and . _ -: %w", flag, dir, ErrBadValue)
 		}
