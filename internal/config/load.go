@@ -15,6 +15,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/runpod-workers/fwrelease/internal/manifest"
 	"github.com/runpod-workers/fwrelease/internal/target"
 )
 
@@ -253,14 +254,13 @@ func (c *Config) setDefaults() {
 }
 
 var (
-	semverRE    = regexp.MustCompile(`^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$`)
 	nameRE      = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
 	manylinuxRE = regexp.MustCompile(`^2_(1[7-9]|[2-9][0-9])$`)
 	repoRE      = regexp.MustCompile(`^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$`)
 )
 
 func checkVersion(v string) error {
-	if !semverRE.MatchString(v) {
+	if !manifest.IsSemver(v) {
 		return fmt.Errorf("version %q is not a semantic version such as 1.2.0 (no leading v)", v)
 	}
 	return nil

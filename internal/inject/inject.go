@@ -43,9 +43,6 @@ var (
 )
 
 var (
-	// Semantic versioning 2.0.0, without a leading "v".
-	semverRE = regexp.MustCompile(`^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)` +
-		`(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$`)
 	hexRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 	// URL characters less quotes, "$", "`", "\\", brackets, spaces and the
 	// glob characters "*" and "[": enough for presigned URLs, too little to
@@ -57,7 +54,7 @@ var (
 // ValidVersion reports whether v is a semantic version, as a release's
 // version must be before it reaches a script or a file name.
 func ValidVersion(v string) error {
-	if !semverRE.MatchString(v) {
+	if !manifest.IsSemver(v) {
 		return fmt.Errorf("version %q is not a semantic version (X.Y.Z): %w", v, ErrBadValue)
 	}
 	return nil
