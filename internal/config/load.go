@@ -414,13 +414,13 @@ func (c *Config) validateMatrix(bad func(string, error)) []error {
 		if e == (target.Exclude{}) {
 			bad(p, errors.New("empty exclude would remove every target"))
 		}
-		if e.Python != "" && !contains(c.Matrix.Python, e.Python) {
+		if e.Python != "" && !slices.Contains(c.Matrix.Python, e.Python) {
 			bad(p+".python", fmt.Errorf("%q is not in matrix.python", e.Python))
 		}
-		if e.Accel != "" && !contains(c.Matrix.Accel, e.Accel) {
+		if e.Accel != "" && !slices.Contains(c.Matrix.Accel, e.Accel) {
 			bad(p+".accel", fmt.Errorf("%q is not in matrix.accel", e.Accel))
 		}
-		if e.Arch != "" && !contains(c.Matrix.Arch, e.Arch) {
+		if e.Arch != "" && !slices.Contains(c.Matrix.Arch, e.Arch) {
 			bad(p+".arch", fmt.Errorf("%q is not in matrix.arch", e.Arch))
 		}
 	}
@@ -438,15 +438,6 @@ func nonEmpty(values ...string) int {
 		}
 	}
 	return n
-}
-
-func contains(list []string, v string) bool {
-	for _, s := range list {
-		if s == v {
-			return true
-		}
-	}
-	return false
 }
 
 func hasDotDot(p string) bool {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -72,7 +73,7 @@ func (f fields) int(key string) int64 {
 func (f fields) text(skip ...string) string {
 	var b strings.Builder
 	for _, k := range f.keys {
-		if contains(skip, k) {
+		if slices.Contains(skip, k) {
 			continue
 		}
 		v := f.values[k].String()
@@ -82,15 +83,6 @@ func (f fields) text(skip ...string) string {
 		b.WriteString(" " + k + "=" + v)
 	}
 	return b.String()
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func (h *handler) fields(r slog.Record) fields {
@@ -135,7 +127,7 @@ func (h *handler) Handle(_ context.Context, r slog.Record) error {
 		c.startBuild(f.str("target"))
 	case r.Message == "built":
 		c.built(target{id: f.str("target"), bytes: f.int("bytes"), sha256: f.str("sha256"), took: f.duration("took")})
-	case r.Level < slog.LevelInfo || contains(quiet, r.Message):
+	case r.Level < slog.LevelInfo || slices.Contains(quiet, r.Message):
 		if c.opts.Verbose {
 			c.line(c.paint(dim, "    "+r.Message+f.text()))
 		}

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -195,7 +196,7 @@ func (s *PublishStep) Run(ctx context.Context) error {
 				a.OCI = u
 			}
 		default:
-			if !contains(*urls, u) {
+			if !slices.Contains(*urls, u) {
 				*urls = append(*urls, u)
 			}
 			if !s.Signatures {
@@ -234,15 +235,6 @@ func keepPublishedBundle(ctx context.Context, p publish.Publisher, v BundleCheck
 		return "", fmt.Errorf("%w; and the published bundle is not a valid signature of it: %v", cause, err)
 	}
 	return r.URL(key), nil
-}
-
-func contains(list []string, v string) bool {
-	for _, s := range list {
-		if s == v {
-			return true
-		}
-	}
-	return false
 }
 
 // objectFor describes dist/file as the object v{version}/file.

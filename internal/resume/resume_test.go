@@ -77,7 +77,7 @@ func TestResume(t *testing.T) {
 			if string(got) != tc.want {
 				t.Errorf("read %q, want %q", got, tc.want)
 			}
-			if !equal(src.offsets, tc.offsets) {
+			if !slices.Equal(src.offsets, tc.offsets) {
 				t.Errorf("reopened at %v, want %v", src.offsets, tc.offsets)
 			}
 			for i, b := range src.bodies[:max(len(src.bodies)-1, 0)] {
@@ -114,4 +114,3 @@ func TestNoResume(t *testing.T) {
 	}
 }
 
-func equal(a, b []int64) bool { return slices.Equal(a, b) }
