@@ -110,7 +110,7 @@ func (p *S3) Publish(ctx context.Context, obj Object) (string, error) {
 			}
 			p.logger().Warn("a conditional write was refused, but the object holds our bytes (a retried write whose first response was lost)", "object", where)
 			p.Uploaded += obj.Size
-			err = nil
+			return p.URL(obj.Key()), nil // that read was the read-back
 		}
 	}
 	if err != nil {
