@@ -59,6 +59,7 @@ type OCI struct {
 	store      ociStore
 	entries    []v1.Descriptor
 	pushed     map[string]v1.Descriptor // artifact key → its manifest, for its signature
+	config     *v1.Descriptor           // the empty config, once written
 }
 
 var (
@@ -127,7 +128,7 @@ func (o *OCI) Publish(ctx context.Context, obj Object) (string, error) {
 		if !ok {
 			return "", nil
 		}
-		if err := o.pushSignature(ctx, subject, obj.Path); err != nil {
+		if err := o.pushSignature(ctx, subject, obj); err != nil {
 			return "", fmt.Errorf("attaching the signature %s: %w", obj.File, err)
 		}
 	}
@@ -190,7 +191,7 @@ func (o *OCI) push(ctx context.Context, a Object) (string, error) {
 
 // pushSignature attaches a bundle as a referrer of subject, unless one is
 // attached already (signatures differ run to run; one valid one is enough).
-func (o *OCI) pushSignature(ctx context.Context, subject v1.Descriptor, bundlePath string) error {
+func (o *OCI) pushSignature(ctx context.Context, subject v1.Descriptor, bundle Object) error {
 	has, err := o.store.hasReferrer(ctx, subject.Digest, BundleArtifactType)
 	if err != nil || has {
 		return err
@@ -199,20 +200,15 @@ func (o *OCI) pushSignature(ctx context.Context, subject v1.Descriptor, bundlePa
 	if err != nil {
 		return err
 	}
-	data, err := os.ReadFile(bundlePath)
-	if err != nil {
-		return err
-	}
-	sum := sha256.Sum256(data)
-	bd := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
-	if err := o.store.writeBlob(ctx, bd, int64(len(data)), BundleArtifactType, func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }); err != nil {
+	bd := v1.Hash{Algorithm: "sha256", Hex: bundle.SHA256}
+	if err := o.store.writeBlob(ctx, bd, bundle.Size, BundleArtifactType, opener(bundle.Path)); err != nil {
 		return err
 	}
 	sub := v1.Descriptor{MediaType: subject.MediaType, Digest: subject.Digest, Size: subject.Size}
 	m := ociManifest{
 		SchemaVersion: 2, MediaType: types.OCIManifestSchema1, ArtifactType: BundleArtifactType,
 		Config:  configDesc,
-		Layers:  []v1.Descriptor{{MediaType: BundleArtifactType, Digest: bd, Size: int64(len(data))}},
+		Layers:  []v1.Descriptor{{MediaType: BundleArtifactType, Digest: bd, Size: bundle.Size}},
 		Subject: &sub,
 	}
 	raw, _, err := encode(m)
@@ -235,11 +231,19 @@ func (o *OCI) PushIndex(ctx context.Context, version string) error {
 	return nil
 }
 
+// writeEmptyConfig writes the empty config every manifest of ours names,
+// once per run.
 func (o *OCI) writeEmptyConfig(ctx context.Context) (v1.Descriptor, error) {
+	if o.config != nil {
+		return *o.config, nil
+	}
 	sum := sha256.Sum256(emptyConfig)
 	d := v1.Descriptor{MediaType: emptyConfigType, Digest: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}, Size: int64(len(emptyConfig)), Data: emptyConfig}
-	err := o.store.writeBlob(ctx, d.Digest, d.Size, emptyConfigType, func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(emptyConfig)), nil })
-	return d, err
+	if err := o.store.writeBlob(ctx, d.Digest, d.Size, emptyConfigType, func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(emptyConfig)), nil }); err != nil {
+		return v1.Descriptor{}, err
+	}
+	o.config = &d
+	return d, nil
 }
 
 type ociManifest struct {
