@@ -113,4 +113,3 @@ func TestNoResume(t *testing.T) {
 		t.Errorf("failed reopen: %v", err)
 	}
 }
-
