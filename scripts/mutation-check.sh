@@ -16,8 +16,8 @@
 #        scripts/mutation-check.sh -n         only check that each still applies
 #        --allow-stale (first)  a mutation that no longer applies or compiles
 #                               is reported STALE but does not fail the run
-#                               (.ci/run: code moves under it); before a
-#                               release, run it without, so none is stale.
+#                               (for trying a change locally; .ci/run runs
+#                               without it, so a stale mutation fails CI).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 export PATH="${HOME}/go/bin:/usr/local/go/bin:${PATH}"

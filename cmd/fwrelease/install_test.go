@@ -3,8 +3,8 @@ package main
 import (
 	"archive/tar"
 	"compress/gzip"
-	"crypto/sha256"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,6 +13,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/runpod-workers/fwrelease/internal/archive"
 )
 
 // action.yml's installer against a fake release on a local file server, laid
@@ -94,7 +96,6 @@ func writeFakeArchive(t *testing.T, path string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := sha256.New()
 	zw := gzip.NewWriter(f)
 	tw := tar.NewWriter(zw)
 	for _, e := range []struct {
@@ -102,15 +103,21 @@ func writeFakeArchive(t *testing.T, path string) string {
 		mode int64
 		body []byte
 	}{{"README.md", 0o644, []byte("fwrelease\n")}, {"fwrelease", 0o755, body}} {
-		tw.WriteHeader(&tar.Header{Name: e.name, Mode: e.mode, Size: int64(len(e.body)), Typeflag: tar.TypeReg})
-		tw.Write(e.body)
+		if err := tw.WriteHeader(&tar.Header{Name: e.name, Mode: e.mode, Size: int64(len(e.body)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(e.body); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := tw.Close(); err != nil {
+	for _, c := range []io.Closer{tw, zw, f} {
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sum, err := archive.FileSHA256(path)
+	if err != nil {
 		t.Fatal(err)
 	}
-	zw.Close()
-	f.Close()
-	data, _ := os.ReadFile(path)
-	h.Write(data)
-	return fmt.Sprintf("%x", h.Sum(nil))
+	return sum
 }

@@ -21,7 +21,6 @@ type Settings struct {
 	Source        string // OCI: "https://github.com/owner/repo", for the source annotation
 	Log           *slog.Logger
 	Progress      Progress
-	Getenv        func(string) string // GITHUB_TOKEN; nil: os.Getenv
 }
 
 // channel is one row of the table: whether the config has the channel's
@@ -55,9 +54,6 @@ func Names() []string {
 func Open(ctx context.Context, cfg *config.Publish, names []string, s Settings) ([]Publisher, error) {
 	if s.Log == nil {
 		s.Log = slog.New(slog.DiscardHandler)
-	}
-	if s.Getenv == nil {
-		s.Getenv = os.Getenv
 	}
 	want, err := wanted(cfg, names)
 	if err != nil {
@@ -142,7 +138,7 @@ func openS3(ctx context.Context, c *config.Publish, s Settings) (Publisher, erro
 func openGitHub(_ context.Context, c *config.Publish, s Settings) (Publisher, error) {
 	g, err := NewGitHub(GitHubOptions{
 		Owner: c.GitHub.Owner, Repo: c.GitHub.Repo, APIURL: c.GitHub.APIURL, UploadURL: c.GitHub.UploadURL,
-		Token: s.Getenv("GITHUB_TOKEN"), Commit: s.Commit, AllowInsecure: s.AllowInsecure,
+		Token: os.Getenv("GITHUB_TOKEN"), Commit: s.Commit, AllowInsecure: s.AllowInsecure,
 	})
 	if err != nil {
 		return nil, err
