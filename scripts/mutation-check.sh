@@ -45,7 +45,8 @@ mutation pack-mtime-wall-clock "reproducible bytes" \
 	internal/archive/pack.go 'ModTime: p\.o\.Epoch,' 'ModTime: time.Now(),'
 mutation gzip-header-wall-clock "reproducible bytes" \
 	./internal/archive '^TestPackIsDeterministic$' \
-	internal/archive/gzip.go 'PutUint32\(header\[4:8\], 0\)' 'PutUint32(header[4:8], uint32(time.Now().Unix()))' \
+	internal/archive/gzip.go '(header := \[\]byte\{[^\n]*\}\n)' '${1}	binary.LittleEndian.PutUint32(header[4:8], uint32(time.Now().Unix()))
+' \
 	internal/archive/gzip.go '"sync/atomic"' '"sync/atomic"; "time"'
 mutation mode-from-disk "reproducible bytes" \
 	./internal/archive '^TestPackIsDeterministic$' \
