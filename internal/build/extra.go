@@ -1,6 +1,7 @@
 package build
 
 import (
+	"archive/tar"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -200,29 +201,60 @@ func writeFileFrom(r io.Reader, dst string, mode os.FileMode) error {
 
 // extractMember writes the one regular file of the archive whose path is
 // member, or ends in "/"+member (archives such as uv's put everything
-// under one top directory).
+// under one top directory). A member stored as a tar hard link has no
+// bytes of its own: its target's are written.
 func extractMember(ctx context.Context, archivePath, member, dst string, mode os.FileMode) error {
+	matches := func(name string) bool { return name == member || strings.HasSuffix(name, "/"+member) }
+	found, link, err := walkMember(ctx, archivePath, matches, dst, mode)
+	switch {
+	case err != nil:
+		return fmt.Errorf("extract %q: %w", member, err)
+	case len(found) == 0:
+		return fmt.Errorf("extract %q: no such file in the archive", member)
+	case len(found) > 1:
+		return fmt.Errorf("extract %q: several files match (%s); give the path inside the archive", member, strings.Join(found, ", "))
+	case link == "":
+		return nil
+	}
+	target := path.Clean(strings.TrimPrefix(link, "./"))
+	found, link, err = walkMember(ctx, archivePath, func(name string) bool { return name == target }, dst, mode)
+	switch {
+	case err != nil:
+		return fmt.Errorf("extract %q (a hard link to %s): %w", member, target, err)
+	case len(found) != 1 || link != "":
+		return fmt.Errorf("extract %q: a hard link to %s, which is not one regular file of the archive", member, target)
+	}
+	return nil
+}
+
+// walkMember writes to dst the first regular file whose cleaned name
+// matches, unless it is a hard link, whose target it returns instead; it
+// lists every match.
+func walkMember(ctx context.Context, archivePath string, matches func(string) bool, dst string, mode os.FileMode) (found []string, link string, err error) {
 	f, err := os.Open(archivePath)
 	if err != nil {
-		return err
+		return nil, "", err
 	}
 	defer f.Close()
 	format, stream, err := archives.Identify(ctx, "", f)
 	if err != nil {
-		return fmt.Errorf("identifying the archive: %w", err)
+		return nil, "", fmt.Errorf("identifying the archive: %w", err)
 	}
 	ex, ok := format.(archives.Extractor)
 	if !ok {
-		return fmt.Errorf("extract %q: the file is not an archive (%s)", member, format.Extension())
+		return nil, "", fmt.Errorf("the file is not an archive (%s)", format.Extension())
 	}
-	var found []string
 	err = ex.Extract(ctx, stream, func(ctx context.Context, fi archives.FileInfo) error {
 		name := path.Clean(strings.TrimPrefix(fi.NameInArchive, "./"))
-		if !fi.Mode().IsRegular() || (name != member && !strings.HasSuffix(name, "/"+member)) {
+		if !fi.Mode().IsRegular() || !matches(name) {
 			return nil
 		}
 		found = append(found, fi.NameInArchive)
 		if len(found) > 1 {
+			return nil
+		}
+		if h, ok := fi.Header.(*tar.Header); ok && h.Typeflag == tar.TypeLink {
+			link = h.Linkname
 			return nil
 		}
 		rc, err := fi.Open()
@@ -232,13 +264,5 @@ func extractMember(ctx context.Context, archivePath, member, dst string, mode os
 		defer rc.Close()
 		return writeFileFrom(rc, dst, mode)
 	})
-	switch {
-	case err != nil:
-		return err
-	case len(found) == 0:
-		return fmt.Errorf("extract %q: no such file in the archive", member)
-	case len(found) > 1:
-		return fmt.Errorf("extract %q: several files match (%s); give the path inside the archive", member, strings.Join(found, ", "))
-	}
-	return nil
+	return found, link, err
 }

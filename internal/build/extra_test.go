@@ -197,3 +197,46 @@ func TestExtraFilesStayInside(t *testing.T) {
 		t.Error("an extra file was written outside the staging directory")
 	}
 }
+
+// An extract member stored as a tar hard link gets its target's bytes, not
+// the link entry's empty body; a link to nothing in the archive is refused.
+func TestExtractHardLink(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	archive := func(linkTo string) []byte {
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		tw := tar.NewWriter(zw)
+		body := "#!/bin/sh\necho real uv\n"
+		tw.WriteHeader(&tar.Header{Name: "dist/uv-real", Mode: 0o755, Size: int64(len(body)), Typeflag: tar.TypeReg})
+		tw.Write([]byte(body))
+		tw.WriteHeader(&tar.Header{Name: "dist/uv", Mode: 0o755, Typeflag: tar.TypeLink, Linkname: linkTo})
+		tw.Close()
+		zw.Close()
+		return buf.Bytes()
+	}
+	good, dangling := archive("dist/uv-real"), archive("dist/gone")
+	srv, _ := serve(t, map[string][]byte{"/good.tar.gz": good, "/dangling.tar.gz": dangling})
+	x86 := target.Target{Python: "3.11", Accel: "cpu", OS: "linux", Arch: "x86_64"}
+	for _, tt := range []struct{ file, sum, want string }{
+		{"/good.tar.gz", sha(good), ""},
+		{"/dangling.tar.gz", sha(dangling), `extract "uv": a hard link to dist/gone, which is not one regular file of the archive`},
+	} {
+		b := &Builder{Config: &config.Config{ExtraFiles: []config.Extra{{URL: srv.URL + tt.file, SHA256: config.Digests{"": tt.sum}, Extract: "uv", Mode: "0755"}}}, Dist: t.TempDir(), AllowInsecure: true}
+		cached, err := b.fetchExtras(context.Background(), []target.Target{x86})
+		if err != nil {
+			t.Fatal(err)
+		}
+		root := t.TempDir()
+		err = b.addExtras(context.Background(), x86, root, cached)
+		if tt.want == "" {
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkFile(t, filepath.Join(root, "uv"), "#!/bin/sh\necho real uv\n", 0o755)
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want %q", tt.file, err, tt.want)
+		}
+	}
+}

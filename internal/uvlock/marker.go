@@ -40,7 +40,11 @@ func Eval(marker string, env Env, extras ...string) (bool, error) {
 	if strings.TrimSpace(marker) == "" {
 		return true, nil
 	}
-	p := &markerParser{toks: tokenize(marker), env: env, extras: extras}
+	toks, err := tokenize(marker)
+	if err != nil {
+		return false, fmt.Errorf("marker %.80q…: %w", marker, err)
+	}
+	p := &markerParser{toks: toks, env: env, extras: extras}
 	v, err := p.or()
 	if err == nil && p.pos < len(p.toks) {
 		err = fmt.Errorf("unexpected %q", p.toks[p.pos].text)
@@ -56,21 +60,34 @@ type token struct {
 	quoted bool
 }
 
-func tokenize(s string) []token {
+// maxMarkerDepth bounds the nesting of parentheses: the parser recurses
+// once per level, and a lock is input that must not crash the build.
+const maxMarkerDepth = 32
+
+func tokenize(s string) ([]token, error) {
 	var toks []token
+	depth := 0
 	for i := 0; i < len(s); {
 		c := s[i]
 		switch {
 		case c == ' ' || c == '\t':
 			i++
 		case c == '(' || c == ')':
+			if c == '(' {
+				depth++
+			} else {
+				depth--
+			}
+			if depth > maxMarkerDepth {
+				return nil, fmt.Errorf("parentheses nested deeper than %d", maxMarkerDepth)
+			}
 			toks = append(toks, token{text: string(c)})
 			i++
 		case c == '\'' || c == '"':
 			j := strings.IndexByte(s[i+1:], c)
 			if j < 0 {
 				toks = append(toks, token{text: s[i:]}) // reported as unexpected
-				return toks
+				return toks, nil
 			}
 			toks = append(toks, token{text: s[i+1 : i+1+j], quoted: true})
 			i += j + 2
@@ -90,7 +107,7 @@ func tokenize(s string) []token {
 			i = j
 		}
 	}
-	return toks
+	return toks, nil
 }
 
 type markerParser struct {

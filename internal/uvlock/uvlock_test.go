@@ -250,3 +250,29 @@ func TestReadErrors(t *testing.T) {
 		}
 	}
 }
+
+// A marker nested five million parentheses deep is an error naming the
+// package that carries it, not a stack overflow (the parser recurses once
+// per level).
+func TestDeepMarker(t *testing.T) {
+	deep := strings.Repeat("(", 5_000_000) + "sys_platform == 'linux'" + strings.Repeat(")", 5_000_000)
+	if _, err := Eval(deep, TargetEnv("3.11", "x86_64")); err == nil || !strings.Contains(err.Error(), "nested deeper than") || len(err.Error()) > 300 {
+		t.Fatalf("Eval: %.300v, want a short error about the nesting", err)
+	}
+	ok := strings.Repeat("(", maxMarkerDepth) + "sys_platform == 'linux'" + strings.Repeat(")", maxMarkerDepth)
+	if v, err := Eval(ok, TargetEnv("3.11", "x86_64")); err != nil || !v {
+		t.Errorf("a marker %d deep: %v, %v", maxMarkerDepth, v, err)
+	}
+	text := strings.Replace(lockText, `{ name = "speedups" },
+]
+
+[package.dev`, `{ name = "speedups", marker = "`+strings.ReplaceAll(deep, "'", "\\\"")+`" },
+]
+
+[package.dev`, 1)
+	l := readLock(t, text)
+	_, err := l.Select(TargetEnv("3.11", "x86_64"), Tags("3.11", []string{"manylinux_2_17_x86_64"}))
+	if err == nil || !strings.Contains(err.Error(), "package worker: marker") || !strings.Contains(err.Error(), "nested deeper than") {
+		t.Errorf("Select: %.300v, want an error naming the package worker", err)
+	}
+}
