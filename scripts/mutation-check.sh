@@ -87,6 +87,14 @@ mutation verify-resume-no-if-range "resume resumes" \
 	./internal/verify '^TestDownloadResumesCutOffBody$' \
 	internal/verify/resume.go 'req\.Header\.Set\("If-Range", etag\)' '_ = etag'
 
+# --- downloads at build time are bounded in size and time
+mutation build-download-unbounded "downloads are bounded" \
+	./internal/build '^Test(ExtraFile|LockedWheel)DownloadBounded$' \
+	internal/build/extra.go 'io\.LimitReader\(r, limit\+1\)' 'io.LimitReader(r, 1<<62)'
+mutation build-download-no-idle-timeout "downloads are bounded" \
+	./internal/build '^Test(ExtraFile|LockedWheel)DownloadBounded$' \
+	internal/build/extra.go 'time\.AfterFunc\(idleTimeout,' 'time.AfterFunc(24*time.Hour,'
+
 # --- secrets hidden
 # The CLI redacts known secrets from everything it prints, so a leak needs
 # both a secret in a message and the redactor letting it through; each

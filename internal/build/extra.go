@@ -8,12 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mholt/archives"
 
@@ -45,7 +47,11 @@ func (b *Builder) fetchExtras(ctx context.Context, targets []target.Target) (map
 			if _, done := cached[want]; done {
 				continue
 			}
-			p, err := b.fetchPinned(ctx, dir, src, e.URL != "", want)
+			limit, limitName := int64(e.MaxSize), fmt.Sprintf("extra_files[%d].max_size", i)
+			if limit <= 0 {
+				limit, limitName = defaultExtraMaxSize, fmt.Sprintf("the default extra_files[%d].max_size", i)
+			}
+			p, err := b.fetchPinned(ctx, dir, src, e.URL != "", want, limit, limitName)
 			if err != nil {
 				return nil, fmt.Errorf("extra_files[%d]: %w", i, err)
 			}
@@ -70,9 +76,23 @@ func cacheDir(dist string) (string, error) {
 	return dir, nil
 }
 
+// defaultExtraMaxSize bounds an extra file whose entry sets no max_size:
+// the static binaries and archives workers ship are tens of MiB.
+var defaultExtraMaxSize int64 = 1 << 30
+
+// Downloads give up when the server accepts no connection within
+// dialTimeout, or sends no byte for idleTimeout (headers included): a
+// stalled mirror fails the build instead of hanging it. Tests shorten them.
+var (
+	dialTimeout = 30 * time.Second
+	idleTimeout = 60 * time.Second
+)
+
 // fetchPinned returns the cache path of src's bytes, fetching them unless
-// the cache already holds bytes with that digest.
-func (b *Builder) fetchPinned(ctx context.Context, cacheDir, src string, remote bool, want string) (string, error) {
+// the cache already holds bytes with that digest. It reads at most limit
+// bytes (limitName says where that bound comes from): an endless or
+// oversized source stops at limit+1, before the disk fills.
+func (b *Builder) fetchPinned(ctx context.Context, cacheDir, src string, remote bool, want string, limit int64, limitName string) (string, error) {
 	dst := filepath.Join(cacheDir, want)
 	if got, err := archive.FileSHA256(dst); err == nil && got == want {
 		return dst, nil
@@ -96,12 +116,15 @@ func (b *Builder) fetchPinned(ctx context.Context, cacheDir, src string, remote 
 	}
 	defer os.Remove(tmp.Name())
 	h := sha256.New()
-	_, err = io.Copy(io.MultiWriter(tmp, h), r)
+	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(r, limit+1))
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return "", fmt.Errorf("reading %s: %w", src, err)
+	}
+	if n > limit {
+		return "", fmt.Errorf("%s sends more than %s (%d bytes); stopped reading there", src, limitName, limit)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != want {
 		return "", fmt.Errorf("%s has sha256 %s, not the pinned %s: the file changed, or the pin is wrong", src, got, want)
@@ -112,29 +135,77 @@ func (b *Builder) fetchPinned(ctx context.Context, cacheDir, src string, remote 
 	return dst, nil
 }
 
+var errStalled = errors.New("the server sent nothing")
+
+// download GETs url and returns its body. The connection must open within
+// dialTimeout, and every idleTimeout at least one byte must arrive.
 func (b *Builder) download(ctx context.Context, url string) (io.ReadCloser, error) {
 	if err := insecure.Check(url, b.AllowInsecure); err != nil {
 		return nil, err
 	}
-	client := &http.Client{CheckRedirect: func(req *http.Request, via []*http.Request) error {
-		if len(via) >= 10 {
-			return errors.New("too many redirects")
+	client := &http.Client{
+		Transport: &http.Transport{
+			Proxy:               http.ProxyFromEnvironment,
+			DialContext:         (&net.Dialer{Timeout: dialTimeout}).DialContext,
+			TLSHandshakeTimeout: dialTimeout,
+		},
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) >= 10 {
+				return errors.New("too many redirects")
+			}
+			return insecure.Check(req.URL.String(), b.AllowInsecure)
+		},
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	idle := time.AfterFunc(idleTimeout, func() { cancel(fmt.Errorf("%w for %s", errStalled, idleTimeout)) })
+	fail := func(err error) (io.ReadCloser, error) {
+		idle.Stop()
+		cancel(nil)
+		if c := context.Cause(ctx); errors.Is(c, errStalled) {
+			err = c
 		}
-		return insecure.Check(req.URL.String(), b.AllowInsecure)
-	}}
+		return nil, fmt.Errorf("downloading %s: %w", url, err)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("downloading %s: %w", url, err)
+		return fail(err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
-		return nil, fmt.Errorf("downloading %s: %s", url, resp.Status)
+		return fail(errors.New(resp.Status))
 	}
-	return resp.Body, nil
+	return &idleBody{body: resp.Body, ctx: ctx, cancel: cancel, idle: idle}, nil
+}
+
+// idleBody re-arms the idle timer on every byte that arrives.
+type idleBody struct {
+	body   io.ReadCloser
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	idle   *time.Timer
+}
+
+func (r *idleBody) Read(p []byte) (int, error) {
+	n, err := r.body.Read(p)
+	if n > 0 {
+		r.idle.Reset(idleTimeout)
+	}
+	if err != nil && err != io.EOF {
+		if c := context.Cause(r.ctx); errors.Is(c, errStalled) {
+			err = c
+		}
+	}
+	return n, err
+}
+
+func (r *idleBody) Close() error {
+	r.idle.Stop()
+	r.cancel(nil)
+	return r.body.Close()
 }
 
 // addExtras puts each extra file, already fetched and checked, into root.

@@ -49,12 +49,24 @@ func (b *Builder) installLocked(ctx context.Context, t target.Target, dest strin
 	return nil
 }
 
+// defaultWheelMaxSize bounds a locked wheel whose size the lock does not
+// record (uv records it for every registry wheel); the largest wheels,
+// CUDA builds of torch, are under 4 GiB.
+const defaultWheelMaxSize = 4 << 30
+
 // fetchWheel finds the selected wheel in find_links, else on the index
 // (deps.index_url), else at the lock's own URL (unless deps.no_index), and
 // returns a cached copy whose sha256 is the lock's.
 func (b *Builder) fetchWheel(ctx context.Context, cache string, s uvlock.Selected) (string, error) {
 	d := b.Config.Deps
 	name, want := s.Wheel.Filename(), s.Wheel.SHA256()
+	limit, limitName := s.Wheel.Size, "the size uv.lock records for it"
+	if limit <= 0 {
+		limit, limitName = defaultWheelMaxSize, "the bound for a wheel whose size uv.lock does not record"
+	}
+	fetch := func(src string, remote bool) (string, error) {
+		return b.fetchPinned(ctx, cache, src, remote, want, limit, limitName)
+	}
 	var tried []string
 	for _, fl := range d.FindLinks {
 		if strings.Contains(fl, "://") {
@@ -62,7 +74,7 @@ func (b *Builder) fetchWheel(ctx context.Context, cache string, s uvlock.Selecte
 		}
 		p := filepath.Join(fl, name)
 		if _, err := os.Stat(p); err == nil {
-			return b.fetchPinned(ctx, cache, p, false, want)
+			return fetch(p, false)
 		}
 		tried = append(tried, fl)
 	}
@@ -72,15 +84,15 @@ func (b *Builder) fetchWheel(ctx context.Context, cache string, s uvlock.Selecte
 			return "", err
 		}
 		if u != "" {
-			return b.fetchPinned(ctx, cache, u, true, want)
+			return fetch(u, true)
 		}
 		tried = append(tried, d.IndexURL)
 	}
 	if !d.NoIndex && s.Wheel.URL != "" {
-		return b.fetchPinned(ctx, cache, s.Wheel.URL, true, want)
+		return fetch(s.Wheel.URL, true)
 	}
 	if !d.NoIndex && s.Wheel.Path != "" {
-		return b.fetchPinned(ctx, cache, filepath.Join(filepath.Dir(d.Lock), s.Wheel.Path), false, want)
+		return fetch(filepath.Join(filepath.Dir(d.Lock), s.Wheel.Path), false)
 	}
 	return "", fmt.Errorf("wheel %s is in none of %s", name, strings.Join(tried, ", "))
 }

@@ -79,6 +79,9 @@ type Extra struct {
 	Extract string  `yaml:"extract"`
 	Dst     string  `yaml:"dst"`
 	Mode    string  `yaml:"mode"`
+	// MaxSize bounds the download (default 1GiB): a source that sends
+	// more is cut off before it fills the disk.
+	MaxSize Size `yaml:"max_size"`
 }
 
 // Digests is one sha256 for every arch (written as a string, kept under
