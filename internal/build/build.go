@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -158,8 +159,16 @@ func (b *Builder) buildTarget(ctx context.Context, t target.Target) (Result, err
 	}
 	file := t.FileStem(b.Config.Name, b.Config.Version.Literal) + b.Config.Extension()
 	path := filepath.Join(b.Dist, file)
-	// Identical files are linked as they are packed, each read once.
-	digest, err := b.pack(ctx, path, entries, fill)
+	// Identical files are linked as they are packed, each read once;
+	// packing turns entries into links in place, the layers want them as
+	// they were.
+	layerEntries := slices.Clone(entries)
+	var metadata []byte
+	digest, err := b.pack(ctx, path, entries, func(sums []archive.FileSum) ([]byte, error) {
+		data, err := fill(sums)
+		metadata = data
+		return data, err
+	})
 	if err != nil {
 		return Result{}, err
 	}
@@ -172,11 +181,16 @@ func (b *Builder) buildTarget(ctx context.Context, t target.Target) (Result, err
 		return Result{}, fmt.Errorf("%s is %d bytes, over slim.max_size of %d bytes; what it holds:\n%s\nslim it further (slim.exclude_packages, fewer requirements) or raise slim.max_size",
 			file, digest.Size, max, SizeReport(entries, 15))
 	}
+	layers, err := b.writeLayers(ctx, t, root, layerEntries, metadata)
+	if err != nil {
+		return Result{}, err
+	}
 	a := artifact.Artifact{
 		Target: t, Version: b.Config.Version.Literal, File: file, Path: path,
 		Format: archive.Format(b.Config.Format).MediaFormat(), Size: digest.Size, SHA256: digest.SHA256,
 	}
 	shard := manifest.Shard{Artifact: a.Entry(), Release: b.Release()}
+	shard.Layers = layers
 	if err := manifest.WriteFile(filepath.Join(b.Dist, "shards", t.ID()+".json"), shard); err != nil {
 		return Result{}, err
 	}

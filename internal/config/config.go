@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 
+	"github.com/runpod-workers/fwrelease/internal/layer"
 	"github.com/runpod-workers/fwrelease/internal/target"
 )
 
@@ -30,6 +31,10 @@ type Config struct {
 	Bundled         Bundled    `yaml:"bundled"`
 	Sign            Sign       `yaml:"sign"`
 	Publish         Publish    `yaml:"publish"`
+	// Layers split each target's tree into image layers; empty until
+	// defaulted (layer.Defaults of the layout).
+	Layers []layer.Rule `yaml:"layers"`
+	Images Images       `yaml:"images"`
 
 	// Path is the config file, Dir its directory.
 	Path string `yaml:"-"`
@@ -220,6 +225,13 @@ type Sign struct {
 	Keyless   bool   `yaml:"keyless"`
 	FulcioURL string `yaml:"fulcio_url"` // keyless; default: public-good Sigstore
 	RekorURL  string `yaml:"rekor_url"`
+}
+
+// Images configures the OCI images made from the layers. Bases, keyed by
+// accelerator, are the images an overlay image is made on ("{python}" is
+// the target's version); the mount image needs none.
+type Images struct {
+	Bases map[string]string `yaml:"bases"`
 }
 
 type Publish struct {

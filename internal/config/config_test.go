@@ -23,6 +23,9 @@ func TestParseMinimalDefaults(t *testing.T) {
 	if c.Layout != "overlay" || c.Format != "tar.gz" || c.Matrix.Accel[0] != "cpu" || c.Matrix.Arch[0] != "x86_64" || !c.Slim.On() || c.Deps.Manylinux != "2_28" {
 		t.Errorf("defaults not applied: %+v", c)
 	}
+	if len(c.Layers) != 2 || c.Layers[0].Name != "deps" || c.Layers[0].Paths[0] != "site-packages/**" || c.Layers[1].Name != "worker" {
+		t.Errorf("default layers: %+v", c.Layers)
+	}
 	if got := c.Targets(); len(got) != 1 || got[0].ID() != "py3.11-cpu-linux-x86_64" {
 		t.Errorf("Targets() = %v", got)
 	}
@@ -142,6 +145,14 @@ func TestParseErrors(t *testing.T) {
 		{"extra file sha256 list", minimal + "extra_files: [{url: https://x/uv, sha256: [a]}]\n", []string{`fwrelease.yaml:7: extra_files[0].sha256: want a sha256 or a map`}},
 		{"shared_libs bad base", minimal + "shared_libs: {base: alpine}\n", []string{`fwrelease.yaml:7: shared_libs.base: "alpine" is not one of python-slim, pytorch-runtime, none`}},
 		{"shared_libs bad missing", minimal + "shared_libs: {missing: ignore}\n", []string{`fwrelease.yaml:7: shared_libs.missing: "ignore" is not one of warn, fail`}},
+		{"layer without name", minimal + "layers:\n  - {paths: [site-packages/**]}\n  - {name: worker}\n", []string{`fwrelease.yaml:8: layers[0]: name: missing`}},
+		{"layer named twice", minimal + "layers:\n  - {name: a, paths: [x/**]}\n  - {name: a}\n", []string{`fwrelease.yaml:9: layers[1].name: "a" names two layers`}},
+		{"middle layer without paths", minimal + "layers:\n  - {name: deps}\n  - {name: worker}\n", []string{`fwrelease.yaml:8: layers[0]: paths: missing`}},
+		{"last layer with paths", minimal + "layers:\n  - {name: deps, paths: [a]}\n  - {name: worker, paths: [b]}\n", []string{`fwrelease.yaml:9: layers[1].paths: the last layer takes every path`}},
+		{"layer path escapes", minimal + "layers:\n  - {name: deps, paths: [../x]}\n  - {name: worker}\n", []string{`layers[0].paths[0]: "../x" must be a relative path pattern`}},
+		{"unknown layer key", minimal + "layers:\n  - {name: deps, globs: [x]}\n", []string{`fwrelease.yaml:8: unknown key "layers[0].globs"`}},
+		{"bad base accel", minimal + "images:\n  bases: {gpu: \"python:{python}-slim\"}\n", []string{`fwrelease.yaml:8: images.bases.gpu: accelerator "gpu"`}},
+		{"bad base ref", minimal + "images:\n  bases: {cpu: \"Python:{python}-slim@sha256:xyz\"}\n", []string{`fwrelease.yaml:8: images.bases.cpu: "Python:{python}-slim@sha256:xyz" is not an image reference`}},
 		{"yaml syntax", minimal + "matrix: [\n", []string{"fwrelease.yaml:7: did not find expected node content"}},
 		{"empty", "", []string{"fwrelease.yaml: the config is empty"}},
 	}

@@ -13,8 +13,10 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/runpod-workers/fwrelease/internal/layer"
 	"github.com/runpod-workers/fwrelease/internal/manifest"
 	"github.com/runpod-workers/fwrelease/internal/target"
 )
@@ -251,6 +253,9 @@ func (c *Config) setDefaults() {
 	if c.Deps.Manylinux == "" {
 		c.Deps.Manylinux = "2_28"
 	}
+	if len(c.Layers) == 0 {
+		c.Layers = layer.Defaults(c.Layout)
+	}
 }
 
 var (
@@ -345,7 +350,49 @@ func (c *Config) validate(w *walker) []error {
 	if c.Sign.Key != "" && c.Sign.Keyless {
 		bad("sign", errors.New("give either sign.key or sign.keyless, not both"))
 	}
+	c.validateLayers(bad)
+	c.validateImages(bad)
 	return errs
+}
+
+func (c *Config) validateLayers(bad func(string, error)) {
+	seen := map[string]bool{}
+	for i, l := range c.Layers {
+		p := fmt.Sprintf("layers[%d]", i)
+		if l.Name == "" {
+			bad(p, errors.New("name: missing"))
+		} else if !nameRE.MatchString(l.Name) {
+			bad(p+".name", fmt.Errorf("%q must be lower-case letters, digits, '.', '_' or '-'", l.Name))
+		}
+		if seen[l.Name] {
+			bad(p+".name", fmt.Errorf("%q names two layers", l.Name))
+		}
+		seen[l.Name] = true
+		last := i == len(c.Layers)-1
+		switch {
+		case last && len(l.Paths) > 0:
+			bad(p+".paths", errors.New("the last layer takes every path no other layer matches: give it no paths"))
+		case !last && len(l.Paths) == 0:
+			bad(p, errors.New("paths: missing: only the last layer takes the rest"))
+		}
+		for j, pat := range l.Paths {
+			if err := layer.CheckPattern(pat); err != nil {
+				bad(fmt.Sprintf("%s.paths[%d]", p, j), err)
+			}
+		}
+	}
+}
+
+func (c *Config) validateImages(bad func(string, error)) {
+	for acc, ref := range c.Images.Bases {
+		p := "images.bases." + acc
+		if err := target.CheckAccel(acc); err != nil {
+			bad(p, err)
+		}
+		if _, err := name.ParseReference(strings.ReplaceAll(ref, "{python}", "3.11")); err != nil {
+			bad(p, fmt.Errorf("%q is not an image reference such as python:{python}-slim@sha256:…: %v", ref, err))
+		}
+	}
 }
 
 var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)

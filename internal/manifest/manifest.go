@@ -48,6 +48,26 @@ type Artifact struct {
 	Channels  map[string]string `json:"channels,omitempty"`
 	OCI       string            `json:"oci,omitempty"`
 	Signature *Signature        `json:"signature,omitempty"`
+	// Layers are the target's tree split into image layers, tree at their
+	// root, in the order they apply; Images the images made of them.
+	Layers []Layer `json:"layers,omitempty"`
+	Images *Images `json:"images,omitempty"`
+}
+
+// Layer is one gzip layer of a target's tree: the blob an OCI registry
+// holds under digest ("sha256:…"), size bytes.
+type Layer struct {
+	Name   string `json:"name"`
+	Digest string `json:"digest"`
+	Size   int64  `json:"size"`
+}
+
+// Images are the OCI images of a target, by digest: the mount image (the
+// tree at its root) and an overlay image (a base with the tree under
+// /opt/flash-worker) per configured base, keyed by its accelerator.
+type Images struct {
+	Mount   string            `json:"mount,omitempty"`
+	Overlay map[string]string `json:"overlay,omitempty"`
 }
 
 // ChannelOf names the channel u was published to, as the manifest records
