@@ -3,6 +3,7 @@ package pin
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -125,5 +126,50 @@ func TestPlanRefuses(t *testing.T) {
 				t.Errorf("err = %v, want one saying %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// image() and mount() return the references by digest the manifest
+// records, run by a real Python; a target without one, or a snapshot's
+// local layout reference, is a LookupError naming what there is.
+func TestModuleImages(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs python3; skipped with -short")
+	}
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Fatalf("python3 is needed: apt-get install -y python3 (%v)", err)
+	}
+	r := release(t)
+	ref := func(c string) string { return "registry.example/flash-worker@sha256:" + strings.Repeat(c, 64) }
+	r.Manifest.Artifacts[0].Images = &manifest.Images{Mount: ref("a"), Overlay: map[string]string{"cpu": ref("b")}}
+	r.Manifest.Artifacts[1].Images = &manifest.Images{Mount: "/home/me/dist/oci@sha256:" + strings.Repeat("c", 64)}
+	f, err := Plan(sdk(t, constantsPy), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod := filepath.Join(t.TempDir(), "flash_worker_release.py")
+	if err := os.WriteFile(mod, f.Module, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	check := `import sys
+sys.path.insert(0, sys.argv[1])
+import flash_worker_release as rel
+assert rel.image("3.11") == "` + ref("b") + `", rel.image("3.11")
+assert rel.image("3.11", "cpu", "x86_64", base="cpu") == "` + ref("b") + `"
+assert rel.mount("3.11") == "` + ref("a") + `", rel.mount("3.11")
+def lookup_error(fn, *args, **kw):
+    try:
+        fn(*args, **kw)
+    except LookupError as e:
+        return str(e)
+    raise SystemExit("no LookupError from %s%r" % (fn.__name__, args))
+assert "on base cu128; it has: cpu" in lookup_error(rel.image, "3.11", base="cu128")
+assert "no mount image of py3.10-cpu-linux-x86_64" in lookup_error(rel.mount, "3.10")
+assert "it has: none" in lookup_error(rel.image, "3.10")
+assert "py3.10-cpu-linux-x86_64" in lookup_error(rel.mount, "3.9")
+`
+	if out, err := exec.Command(py, "-I", "-c", check, filepath.Dir(mod)).CombinedOutput(); err != nil {
+		t.Errorf("the module's image() and mount(): %v\n%s", err, out)
 	}
 }
