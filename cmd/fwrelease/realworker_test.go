@@ -99,10 +99,11 @@ func TestRealWorkerTampered(t *testing.T) {
 		want   *regexp.Regexp
 	}{
 		{"wheel", func(t *testing.T, worker string) {
+			// Another wheel, larger: read only up to the locked size.
 			whl := filepath.Join(worker, "wheelhouse", "fwfix_fast-0.3.0-py3-none-any.whl")
 			other := readFile(t, filepath.Join(worker, "wheelhouse", "fwfix_compat-1.1.0-py3-none-any.whl"))
 			os.WriteFile(whl, other, 0o644)
-		}, regexp.MustCompile(`^fwrelease: building py3\.1[0-3]-cpu-linux-x86_64: installing dependencies for py3\.1[0-3]-cpu-linux-x86_64 from uv\.lock: package fwfix-fast 0\.3\.0: \S+/wheelhouse/fwfix_fast-0\.3\.0-py3-none-any\.whl has sha256 [0-9a-f]{64}, not the pinned 164761c9b6d7`)},
+		}, regexp.MustCompile(`^fwrelease: building py3\.1[0-3]-cpu-linux-x86_64: installing dependencies for py3\.1[0-3]-cpu-linux-x86_64 from uv\.lock: package fwfix-fast 0\.3\.0: \S+/wheelhouse/fwfix_fast-0\.3\.0-py3-none-any\.whl sends more than the size uv\.lock records for it \(1157 bytes\)`)},
 		{"uv", func(t *testing.T, worker string) {
 			cfg := filepath.Join(worker, "fwrelease.yaml")
 			os.WriteFile(cfg, []byte(strings.Replace(string(readFile(t, cfg)), "x86_64: 840f", "x86_64: 940f", 1)), 0o644)

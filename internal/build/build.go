@@ -138,7 +138,7 @@ func (b *Builder) buildTarget(ctx context.Context, t target.Target) (Result, err
 		}
 		sitePackages = filepath.Join(root, venvSitePackages(t.Python))
 	}
-	slimmed, err := b.addDeps(ctx, t, sitePackages)
+	slimmed, err := b.addDeps(ctx, t, root, sitePackages)
 	if err != nil {
 		return Result{}, err
 	}
@@ -200,9 +200,10 @@ func (b *Builder) buildTarget(ctx context.Context, t target.Target) (Result, err
 }
 
 // addDeps installs (or copies, with deps.dir) the target's dependencies into
-// dir, then normalises and slims them.
-func (b *Builder) addDeps(ctx context.Context, t target.Target, dir string) ([]SlimResult, error) {
+// dir, under the tree root, then normalises and slims them.
+func (b *Builder) addDeps(ctx context.Context, t target.Target, root, dir string) ([]SlimResult, error) {
 	d := b.Config.Deps
+	budget := &unpackBudget{limit: b.maxUnpackedSize()}
 	switch {
 	case d.Dir != "":
 		real, err := filepath.EvalSymlinks(d.Dir)
@@ -217,7 +218,7 @@ func (b *Builder) addDeps(ctx context.Context, t target.Target, dir string) ([]S
 			return nil, fmt.Errorf("copying deps.dir: %w", err)
 		}
 	case b.lock != nil:
-		if err := b.installLocked(ctx, t, dir); err != nil {
+		if err := b.installLocked(ctx, t, root, dir, budget); err != nil {
 			return nil, fmt.Errorf("installing dependencies for %s from %s: %w", t.ID(), filepath.Base(d.Lock), err)
 		}
 	case b.install != nil:
@@ -227,6 +228,16 @@ func (b *Builder) addDeps(ctx context.Context, t target.Target, dir string) ([]S
 		}
 	default:
 		return nil, nil
+	}
+	if b.lock == nil {
+		// pip and deps.dir wrote unbounded; the tree is measured after.
+		_, n, err := treeSize(dir)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("measuring %s: %w", dir, err)
+		}
+		if err := budget.take(uint64(n)); err != nil {
+			return nil, fmt.Errorf("the dependencies of %s: %w", t.ID(), err)
+		}
 	}
 	if err := normaliseScripts(dir); err != nil {
 		return nil, fmt.Errorf("normalising scripts in %s: %w", dir, err)
@@ -240,6 +251,26 @@ func (b *Builder) addDeps(ctx context.Context, t target.Target, dir string) ([]S
 		return nil, fmt.Errorf("slimming %s: %w", t.ID(), err)
 	}
 	return results, nil
+}
+
+// defaultUnpackedFactor sets slim.max_unpacked_size, when unset, to this
+// many times slim.max_size (a tarball compresses its tree about 3 times,
+// and slimming removes more), or defaultMaxUnpacked without a max_size.
+const (
+	defaultUnpackedFactor = 8
+	defaultMaxUnpacked    = 8 << 30
+)
+
+// maxUnpackedSize bounds the dependencies' unpacked bytes per target.
+func (b *Builder) maxUnpackedSize() int64 {
+	s := b.Config.Slim
+	switch {
+	case s.MaxUnpackedSize > 0:
+		return int64(s.MaxUnpackedSize)
+	case s.MaxSize > 0:
+		return defaultUnpackedFactor * int64(s.MaxSize)
+	}
+	return defaultMaxUnpacked
 }
 
 func (b *Builder) slimming() bool { return !b.NoSlim && b.Config.Slim.On() }

@@ -346,3 +346,31 @@ func TestMissingLibsReadsOnlyLoadableFiles(t *testing.T) {
 		}
 	}
 }
+
+// slim.max_unpacked_size defaults to 8 × slim.max_size, else 8 GiB, and
+// bounds dependencies that pip or deps.dir put in place too (measured
+// after, as they write unbounded).
+func TestMaxUnpackedSize(t *testing.T) {
+	for _, tt := range []struct {
+		slim config.Slim
+		want int64
+	}{
+		{config.Slim{}, 8 << 30},
+		{config.Slim{MaxSize: 150 << 20}, 1200 << 20},
+		{config.Slim{MaxSize: 150 << 20, MaxUnpackedSize: 3 << 30}, 3 << 30},
+	} {
+		b := &Builder{Config: &config.Config{Slim: tt.slim}}
+		if got := b.maxUnpackedSize(); got != tt.want {
+			t.Errorf("%+v: %d, want %d", tt.slim, got, tt.want)
+		}
+	}
+	deps := t.TempDir()
+	writeFile(t, filepath.Join(deps, "big", "data.bin"), strings.Repeat("x", 5000), 0o644)
+	root := t.TempDir()
+	b := &Builder{Config: &config.Config{Deps: config.Deps{Dir: deps}, Slim: config.Slim{MaxUnpackedSize: 4096}}}
+	tg := target.Target{Python: "3.11", Accel: "cpu", OS: "linux", Arch: "x86_64"}
+	_, err := b.addDeps(context.Background(), tg, root, filepath.Join(root, "site-packages"))
+	if err == nil || !strings.Contains(err.Error(), "the dependencies of py3.11-cpu-linux-x86_64: over slim.max_unpacked_size: 0 bytes unpacked already, 5000 more would pass its 4096 bytes") {
+		t.Errorf("deps.dir over the bound: %v", err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"html"
 	"io"
@@ -24,8 +25,11 @@ import (
 // checked against the lock's sha256 and unpacked here — no resolver, no uv,
 // no pip.
 
-// installLocked installs t's locked dependencies into dest.
-func (b *Builder) installLocked(ctx context.Context, t target.Target, dest string) error {
+// installLocked installs t's locked dependencies into dest, a directory
+// under the build tree root. Every write goes through an os.Root of root,
+// so a symlink staged from files cannot lead a wheel entry outside it, and
+// the bytes written are bounded by budget.
+func (b *Builder) installLocked(ctx context.Context, t target.Target, root, dest string, budget *unpackBudget) error {
 	d := b.Config.Deps
 	tags := uvlock.Tags(t.Python, manylinuxTags(t.Arch, d.Manylinux))
 	selected, err := b.lock.Select(uvlock.TargetEnv(t.Python, t.Arch), tags)
@@ -36,16 +40,43 @@ func (b *Builder) installLocked(ctx context.Context, t target.Target, dest strin
 	if err != nil {
 		return err
 	}
+	tree, err := os.OpenRoot(root)
+	if err != nil {
+		return err
+	}
+	defer tree.Close()
+	rel, err := filepath.Rel(root, dest)
+	if err != nil {
+		return err
+	}
 	for _, s := range selected {
 		whl, err := b.fetchWheel(ctx, cache, s)
 		if err != nil {
 			return fmt.Errorf("package %s %s: %w", s.Name, s.Version, err)
 		}
-		if err := unpackWheel(whl, dest); err != nil {
+		if err := unpackWheel(whl, tree, rel, budget); err != nil {
 			return fmt.Errorf("package %s %s: unpacking %s: %w", s.Name, s.Version, s.Wheel.Filename(), err)
 		}
 	}
-	b.Log.Debug("installed from uv.lock", "target", t.ID(), "packages", len(selected))
+	b.Log.Debug("installed from uv.lock", "target", t.ID(), "packages", len(selected), "bytes", budget.used)
+	return nil
+}
+
+// unpackBudget is what the unpacked dependencies may still write
+// (slim.max_unpacked_size): a small wheel that inflates to gigabytes
+// fails while it is unpacked, not after.
+type unpackBudget struct {
+	limit, used int64
+}
+
+var errOverBudget = errors.New("over slim.max_unpacked_size")
+
+// take reserves n bytes, or fails saying how much was written already.
+func (u *unpackBudget) take(n uint64) error {
+	if n > uint64(u.limit-u.used) {
+		return fmt.Errorf("%w: %d bytes unpacked already, %d more would pass its %d bytes; raise slim.max_unpacked_size if the dependencies really are that large", errOverBudget, u.used, n, u.limit)
+	}
+	u.used += int64(n)
 	return nil
 }
 
@@ -127,16 +158,28 @@ func (b *Builder) findOnIndex(ctx context.Context, index, project, filename stri
 	return "", nil
 }
 
-// unpackWheel installs a wheel into dest as pip --target would: the
-// package files at the top, .data/purelib and .data/platlib merged into
-// it, .data/scripts and console_scripts entry points into bin/.
-func unpackWheel(whl, dest string) error {
+// unpackWheel installs a wheel into dest (relative to tree) as pip
+// --target would: the package files at the top, .data/purelib and
+// .data/platlib merged into it, .data/scripts and console_scripts entry
+// points into bin/. The entries' declared sizes are taken from budget
+// before anything is written (the zip reader refuses an entry that
+// inflates past its declared size).
+func unpackWheel(whl string, tree *os.Root, dest string, budget *unpackBudget) error {
 	zr, err := zip.OpenReader(whl)
 	if err != nil {
 		return err
 	}
 	defer zr.Close()
-	var entryPoints *zip.File
+	type entry struct {
+		f    *zip.File
+		name string
+		mode os.FileMode
+	}
+	var (
+		entries     []entry
+		entryPoints *zip.File
+		size        uint64
+	)
 	for _, f := range zr.File {
 		if f.FileInfo().IsDir() {
 			continue
@@ -164,12 +207,19 @@ func unpackWheel(whl, dest string) error {
 		case strings.HasSuffix(top, ".dist-info") && rest == "entry_points.txt":
 			entryPoints = f
 		}
-		if err := writeZipEntry(f, filepath.Join(dest, filepath.FromSlash(name)), mode); err != nil {
+		entries = append(entries, entry{f, filepath.Join(dest, filepath.FromSlash(name)), mode})
+		size += f.UncompressedSize64
+	}
+	if err := budget.take(size); err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := writeZipEntry(tree, e.f, e.name, e.mode); err != nil {
 			return err
 		}
 	}
 	if entryPoints != nil {
-		return writeConsoleScripts(entryPoints, filepath.Join(dest, "bin"))
+		return writeConsoleScripts(tree, entryPoints, filepath.Join(dest, "bin"))
 	}
 	return nil
 }
@@ -183,22 +233,40 @@ func hasDotDotSlash(name string) bool {
 	return false
 }
 
-func writeZipEntry(f *zip.File, out string, mode os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return err
-	}
+func writeZipEntry(tree *os.Root, f *zip.File, out string, mode os.FileMode) error {
 	rc, err := f.Open()
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	os.Remove(out) // a later wheel's copy of a shared file wins, as with pip
-	return writeFileFrom(rc, out, mode)
+	return writeInRoot(tree, rc, out, mode)
+}
+
+// writeInRoot creates out (relative to tree) with r's bytes, replacing a
+// file a previous wheel wrote there (a later wheel's copy of a shared file
+// wins, as with pip). Inside tree, nothing follows a link out of it.
+func writeInRoot(tree *os.Root, r io.Reader, out string, mode os.FileMode) error {
+	if err := tree.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	tree.Remove(out)
+	w, err := tree.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(w, r); err != nil {
+		w.Close()
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	return tree.Chmod(out, mode) // the umask must not decide modes
 }
 
 // writeConsoleScripts makes bin/NAME for each [console_scripts] entry, the
 // launcher pip would write, with a shebang that finds python3 on PATH.
-func writeConsoleScripts(f *zip.File, bin string) error {
+func writeConsoleScripts(tree *os.Root, f *zip.File, bin string) error {
 	rc, err := f.Open()
 	if err != nil {
 		return err
@@ -225,12 +293,7 @@ func writeConsoleScripts(f *zip.File, bin string) error {
 		}
 		top, _, _ := strings.Cut(fn, ".")
 		script := fmt.Sprintf("#!/usr/bin/env python3\nimport sys\nfrom %s import %s\nif __name__ == \"__main__\":\n    sys.exit(%s())\n", mod, top, fn)
-		if err := os.MkdirAll(bin, 0o755); err != nil {
-			return err
-		}
-		out := filepath.Join(bin, name)
-		os.Remove(out)
-		if err := writeFileFrom(strings.NewReader(script), out, 0o755); err != nil {
+		if err := writeInRoot(tree, strings.NewReader(script), filepath.Join(bin, name), 0o755); err != nil {
 			return err
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/runpod-workers/fwrelease/internal/config"
 	"github.com/runpod-workers/fwrelease/internal/uvlock"
@@ -70,7 +71,12 @@ func TestUnpackWheel(t *testing.T) {
 		"pkg-1.0.dist-info/entry_points.txt": "[console_scripts]\npkg-run = pkg.cli:main [fancy]\n[gui_scripts]\nnot-me = pkg:gui\n",
 	}), 0o644)
 	dest := filepath.Join(dir, "site")
-	if err := unpackWheel(whl, dest); err != nil {
+	tree, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tree.Close()
+	if err := unpackWheel(whl, tree, "site", &unpackBudget{limit: 1 << 20}); err != nil {
 		t.Fatal(err)
 	}
 	for name, want := range map[string]string{
@@ -91,11 +97,84 @@ func TestUnpackWheel(t *testing.T) {
 	}
 	for _, evil := range []string{"../escape.py", "pkg/../../escape.py", "/abs.py"} {
 		os.WriteFile(whl, zipBytes(t, map[string]string{evil: ""}), 0o644)
-		if err := unpackWheel(whl, filepath.Join(dir, "site2")); err == nil || !strings.Contains(err.Error(), "leaves the wheel") {
+		if err := unpackWheel(whl, tree, "site2", &unpackBudget{limit: 1 << 20}); err == nil || !strings.Contains(err.Error(), "leaves the wheel") {
 			t.Errorf("%s: %v, want a refusal", evil, err)
 		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, "escape.py")); err == nil {
 		t.Error("a wheel wrote outside its destination")
+	}
+}
+
+// A symlink staged into the tree (from files) that leads outside it does
+// not let a wheel entry, or a console script, write there: every write goes
+// through an os.Root of the tree.
+func TestUnpackWheelStaysInTree(t *testing.T) {
+	tmp := t.TempDir()
+	root := filepath.Join(tmp, "flash-worker")
+	os.MkdirAll(filepath.Join(root, "site-packages"), 0o755)
+	os.MkdirAll(filepath.Join(tmp, "outside"), 0o755)
+	os.Symlink("../../outside", filepath.Join(root, "site-packages", "evil"))
+	os.Symlink("../../outside", filepath.Join(root, "site-packages", "bin"))
+	whl := filepath.Join(tmp, "w.whl")
+	tree, err := os.OpenRoot(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tree.Close()
+	for name, files := range map[string]map[string]string{
+		"entry":  {"evil/__init__.py": "owned = True\n"},
+		"script": {"ok-1.0.dist-info/entry_points.txt": "[console_scripts]\nrun = ok:main\n"},
+	} {
+		os.WriteFile(whl, zipBytes(t, files), 0o644)
+		err := unpackWheel(whl, tree, "site-packages", &unpackBudget{limit: 1 << 20})
+		if err == nil || !strings.Contains(err.Error(), "path escapes from parent") {
+			t.Errorf("%s through a symlink out of the tree: %v, want a refusal", name, err)
+		}
+	}
+	if entries, _ := os.ReadDir(filepath.Join(tmp, "outside")); len(entries) > 0 {
+		t.Errorf("a wheel wrote outside the tree: %s", entries[0].Name())
+	}
+}
+
+// A wheel that inflates past slim.max_unpacked_size fails before any of
+// its bytes are written, naming the bound; the budget spans every wheel
+// of the target.
+func TestUnpackWheelBounded(t *testing.T) {
+	tmp := t.TempDir()
+	tree, err := os.OpenRoot(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tree.Close()
+	small := filepath.Join(tmp, "small.whl")
+	os.WriteFile(small, zipBytes(t, map[string]string{"small/__init__.py": strings.Repeat("#", 600)}), 0o644)
+	var bomb bytes.Buffer
+	zw := zip.NewWriter(&bomb)
+	w, _ := zw.Create("bomb/data.bin")
+	zero := make([]byte, 1<<20)
+	for range 64 { // 64 MiB of zeros: 64 KiB deflated
+		w.Write(zero)
+	}
+	zw.Close()
+	big := filepath.Join(tmp, "bomb.whl")
+	os.WriteFile(big, bomb.Bytes(), 0o644)
+	budget := &unpackBudget{limit: 16 << 20}
+	if err := unpackWheel(small, tree, "site", budget); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err = unpackWheel(big, tree, "site", budget)
+	if err == nil || !strings.Contains(err.Error(), "over slim.max_unpacked_size: 600 bytes unpacked already, 67108864 more would pass its 16777216 bytes") {
+		t.Errorf("bomb: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "site", "bomb")); err == nil {
+		t.Error("the bomb was (partly) written")
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("refusing took %s: it must not inflate first", took)
+	}
+	if len(bomb.Bytes()) > 2<<20 {
+		t.Errorf("the bomb is %d bytes compressed", len(bomb.Bytes()))
 	}
 }

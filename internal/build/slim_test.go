@@ -325,3 +325,25 @@ func TestPythonCode(t *testing.T) {
 		t.Errorf("words in code: %q, want _b _e _f", got)
 	}
 }
+
+// A top_level.txt (or RECORD) naming "../outside" or "../../.." does not
+// make the duplicate-licences rule read outside the tree: only a plain
+// directory name of the tree is a distribution's package.
+func TestDuplicateLicensesStayInTree(t *testing.T) {
+	tmp := t.TempDir()
+	site := filepath.Join(tmp, "site-packages")
+	mit := "MIT License\nCopyright old\n"
+	writeFile(t, filepath.Join(tmp, "outside", "LICENSE"), mit, 0o644)
+	writeFile(t, filepath.Join(site, "old-1.0.dist-info", "LICENSE"), mit, 0o644)
+	writeFile(t, filepath.Join(site, "old-1.0.dist-info", "top_level.txt"), "../outside\n..\n/\nold\n", 0o644)
+	writeFile(t, filepath.Join(site, "old", "LICENSE"), mit, 0o644)
+	writeFile(t, filepath.Join(site, "rec-1.0.dist-info", "LICENSE"), mit, 0o644)
+	writeFile(t, filepath.Join(site, "rec-1.0.dist-info", "RECORD"), "../outside/LICENSE,,\n/abs/LICENSE,,\n", 0o644)
+	dups, err := findDuplicateLicenses(site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dups) != 1 || !dups["old/LICENSE"] {
+		t.Errorf("duplicates %v, want only old/LICENSE (nothing outside the tree)", dups)
+	}
+}

@@ -71,12 +71,23 @@ func ownedPackages(meta string) []string {
 	}
 	var out []string
 	for n := range names {
-		if info, err := os.Stat(filepath.Join(filepath.Dir(meta), n)); n != "" && err == nil && info.IsDir() {
+		if !isPackageName(n) {
+			continue // "../../..": the metadata names nothing inside the tree
+		}
+		// Lstat: a symlink may lead anywhere, and is not a package here.
+		if info, err := os.Lstat(filepath.Join(filepath.Dir(meta), n)); err == nil && info.IsDir() {
 			out = append(out, n)
 		}
 	}
 	sort.Strings(out)
 	return out
+}
+
+// isPackageName reports whether a name from top_level.txt or RECORD is one
+// directory name inside the tree: never "..", a path or the tree itself
+// (a symlink in a longer path could lead anywhere).
+func isPackageName(n string) bool {
+	return n != "" && n != "." && n != ".." && !strings.ContainsAny(n, "/\\")
 }
 
 // licenseFiles lists the licence files under dir/root, relative to dir,

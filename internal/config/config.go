@@ -153,10 +153,13 @@ type SharedLibs struct {
 }
 
 type Slim struct {
-	Enabled         *bool     `yaml:"enabled"`
-	ExcludePackages []string  `yaml:"exclude_packages"`
-	Keep            []string  `yaml:"keep"`
-	MaxSize         Size      `yaml:"max_size"`
+	Enabled         *bool    `yaml:"enabled"`
+	ExcludePackages []string `yaml:"exclude_packages"`
+	Keep            []string `yaml:"keep"`
+	MaxSize         Size     `yaml:"max_size"`
+	// MaxUnpackedSize bounds the dependencies' bytes on disk before
+	// slimming (default: 8 × max_size, else 8GiB).
+	MaxUnpackedSize Size      `yaml:"max_unpacked_size"`
 	Rules           SlimRules `yaml:"rules"`
 }
 

@@ -50,6 +50,7 @@ extra_files:
   - url: https://github.com/astral-sh/uv/releases/download/0.7.19/uv-{arch}-unknown-linux-musl.tar.gz
     sha256: {x86_64: 1111111111111111111111111111111111111111111111111111111111111111, aarch64: 2222222222222222222222222222222222222222222222222222222222222222}
     extract: uv
+    max_size: 64MiB
     mode: "0755"
   - {path: /opt/licenses/uv.txt, sha256: 3333333333333333333333333333333333333333333333333333333333333333, dst: licenses/uv.txt}
 deps:
@@ -62,6 +63,7 @@ slim:
   exclude_packages: [torch, "nvidia-*"]
   keep: []
   max_size: 150MiB
+  max_unpacked_size: 2GiB
   rules: {translations: true, symbol_tables: false}
 format: tar.zst
 sign: {key: cosign.key}
@@ -84,7 +86,7 @@ publish:
 	if r := c.Slim.Rules; !r.On("translations") || r.On("symbol_tables") || !r.On("tests") || (SlimRules{}).On("translations") {
 		t.Errorf("slim.rules decoded wrong: %+v", r)
 	}
-	if c.Slim.MaxSize != 150<<20 || c.Slim.On() || c.Format != "tar.zst" || c.Version.From != "src/version.py" || *c.SourceDateEpoch != 1767225600 {
+	if c.Slim.MaxSize != 150<<20 || c.Slim.MaxUnpackedSize != 2<<30 || c.ExtraFiles[0].MaxSize != 64<<20 || c.Slim.On() || c.Format != "tar.zst" || c.Version.From != "src/version.py" || *c.SourceDateEpoch != 1767225600 {
 		t.Errorf("decoded wrong: %+v", c)
 	}
 	src, member, dst := c.ExtraFiles[0].Resolve("aarch64")
