@@ -124,8 +124,16 @@ mutation slim-metadata-headers-dropped "slimming keeps imports" \
 # --- nothing runs unverified
 mutation verify-skips-signature "nothing runs unverified" \
 	./cmd/fwrelease '^TestVerifyRejectsTampering$' \
-	internal/verify/verify.go 'return v\.VerifyDigest\(b, "sha256", digest\)' '_ = b
-	return nil'
+	internal/verify/verify.go 'return v\.Check\(b, "sha256", digest\)' '_ = b
+	return "key", nil'
+# A keyless signature is accepted only from the repository that released:
+# every caller of the reusable workflow shares its SAN.
+mutation keyless-any-repository "nothing runs unverified" \
+	./internal/sign '^TestKeylessVerificationPinsTheSourceRepository$' \
+	internal/sign/verify.go 'ext\.SourceRepositoryURI = uri' '_ = uri'
+mutation keyless-any-ref "nothing runs unverified" \
+	./internal/sign '^TestKeylessVerificationPinsTheSourceRepository$' \
+	internal/sign/verify.go 'if v\.tagsOnly && ' 'if false && v.tagsOnly && '
 # The start script: a download or a cached blob is run only if its sha256
 # is the release's. The first mutation is the one an audit found unguarded:
 # gzip -t instead of the digest, which another target's well-formed tarball

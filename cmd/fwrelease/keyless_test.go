@@ -13,7 +13,8 @@ import (
 )
 
 const (
-	workflowIdentity = "https://github.com/runpod-workers/flash/.github/workflows/release.yml@refs/tags/v1.2.0"
+	// The reusable workflow signs: its URL is every caller's SAN.
+	workflowIdentity = "https://github.com/runpod-workers/fwrelease/.github/workflows/worker-release.yml@refs/tags/v0.1.0"
 	actionsIssuer    = "https://token.actions.githubusercontent.com"
 )
 
@@ -42,11 +43,16 @@ func TestKeylessReleaseVerifies(t *testing.T) {
 	}
 	trusted := ss.TrustedRoot(t)
 	mpath := filepath.Join(dist, "manifest.json")
-	v := run(t, dir, nil, "verify", mpath, "--certificate-identity", workflowIdentity, "--certificate-oidc-issuer", actionsIssuer, "--trusted-root", trusted)
-	if v.code != 0 || !strings.Contains(v.stdout, " ok ") {
-		t.Errorf("verify keyless: exit %d\n%s%s", v.code, v.stdout, v.stderr)
+	identity := []string{"--certificate-identity", workflowIdentity, "--certificate-oidc-issuer", actionsIssuer, "--trusted-root", trusted}
+	ours := append([]string{"verify", mpath, "--certificate-github-repository", "runpod-workers/flash"}, identity...)
+	v := run(t, dir, nil, ours...)
+	if v.code != 0 || !strings.Contains(v.stdout, " ok ") || !strings.Contains(v.stdout, " https://github.com/runpod-workers/flash@refs/tags/v1.2.0 ") {
+		t.Errorf("verify keyless: exit %d (want the table to name the repository it accepted)\n%s%s", v.code, v.stdout, v.stderr)
 	}
-	v = run(t, dir, nil, "verify", mpath, "--certificate-identity", "https://github.com/evil/fork/.github/workflows/release.yml@refs/tags/v1.2.0", "--certificate-oidc-issuer", actionsIssuer, "--trusted-root", trusted)
+	if v := run(t, dir, nil, append([]string{"verify", mpath}, identity...)...); v.code != 2 || !strings.Contains(v.stderr, "--certificate-github-repository") {
+		t.Errorf("verify keyless without the repository: exit %d, want 2 and a message naming the flag\n%s", v.code, v.stderr)
+	}
+	v = run(t, dir, nil, "verify", mpath, "--certificate-github-repository", "runpod-workers/flash", "--certificate-identity", "https://github.com/evil/fork/.github/workflows/release.yml@refs/tags/v1.2.0", "--certificate-oidc-issuer", actionsIssuer, "--trusted-root", trusted)
 	if v.code != 1 || !strings.Contains(v.stderr, "signature verification failed") {
 		t.Errorf("verify with another identity: exit %d\n%s%s", v.code, v.stdout, v.stderr)
 	}
@@ -56,7 +62,7 @@ func TestKeylessReleaseVerifies(t *testing.T) {
 	tarball := filepath.Join(dist, "flash-worker-v1.2.0-py3.11-linux-x86_64.tar.gz")
 	out, err := exec.Command(cosignBin(t), "verify-blob", "--bundle", tarball+".sigstore.json", "--new-bundle-format",
 		"--certificate-identity", workflowIdentity, "--certificate-oidc-issuer", actionsIssuer,
-		"--trusted-root", trusted, "--insecure-ignore-sct", tarball).CombinedOutput()
+		"--certificate-github-workflow-repository", "runpod-workers/flash", "--trusted-root", trusted, "--insecure-ignore-sct", tarball).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "Verified OK") {
 		t.Errorf("cosign verify-blob (keyless): %v\n%s", err, out)
 	}
@@ -78,6 +84,16 @@ func TestKeylessReleaseVerifies(t *testing.T) {
 		if !bytes.Equal(readFile(t, filepath.Join(mirror, name)), before) {
 			t.Errorf("the re-run replaced the published %s", name)
 		}
+	}
+
+	// Another repository calling the same reusable workflow gets a
+	// certificate with the same SAN: its manifest is refused.
+	ss.Repository = "evil/fork"
+	if r := run(t, dir, env, "--config", cfg, "--dist", dist, "--allow-insecure", "sign"); r.code != 0 {
+		t.Fatalf("signing as evil/fork: %s", r.stderr)
+	}
+	if v := run(t, dir, nil, ours...); v.code != 1 || !strings.Contains(v.stderr, "https://github.com/evil/fork") {
+		t.Errorf("a manifest signed by evil/fork through the same workflow: exit %d\n%s%s", v.code, v.stdout, v.stderr)
 	}
 
 	// Without the Actions token, a clear message.

@@ -20,6 +20,8 @@ type verifyOptions struct {
 	key         string
 	identity    string
 	issuer      string
+	repository  string
+	anyRepo     bool
 	trustedRoot string
 }
 
@@ -64,12 +66,14 @@ func (o *verifyOptions) addTrustFlags(cmd *cobra.Command) {
 	f.StringVar(&o.key, "key", "", "the public key the release was signed with (PEM)")
 	f.StringVar(&o.identity, "certificate-identity", "", "keyless: the signer's identity (e.g. the release workflow's URL)")
 	f.StringVar(&o.issuer, "certificate-oidc-issuer", "", "keyless: the OIDC issuer (e.g. https://token.actions.githubusercontent.com)")
+	f.StringVar(&o.repository, "certificate-github-repository", "", "keyless: the GitHub repository (OWNER/REPO) that released, from the certificate's Source Repository URI; its ref must be a tag")
+	f.BoolVar(&o.anyRepo, "certificate-any-repository", false, "keyless: accept any source repository (unsafe with a reusable workflow, whose identity every caller shares)")
 	f.StringVar(&o.trustedRoot, "trusted-root", "", "keyless: a Sigstore trusted_root.json (default: public-good Sigstore's, fetched with TUF)")
 }
 
 func makeVerifier(o *verifyOptions) (*sign.Verifier, error) {
 	switch {
-	case o.key != "" && (o.identity != "" || o.issuer != ""):
+	case o.key != "" && (o.identity != "" || o.issuer != "" || o.repository != ""):
 		return nil, usageError{errors.New("give either --key or --certificate-identity/--certificate-oidc-issuer, not both")}
 	case o.key != "":
 		pub, err := os.ReadFile(o.key)
@@ -78,21 +82,37 @@ func makeVerifier(o *verifyOptions) (*sign.Verifier, error) {
 		}
 		return sign.NewKeyVerifier(pub)
 	case o.identity != "" && o.issuer != "":
-		if o.trustedRoot == "" {
-			// Public-good Sigstore's root, through its TUF repository.
-			tr, err := root.FetchTrustedRoot()
-			if err != nil {
-				return nil, fmt.Errorf("fetching Sigstore's trusted root (offline? pass --trusted-root): %w", err)
-			}
-			return sign.NewIdentityVerifier(tr, o.identity, o.issuer)
+		if o.repository == "" && !o.anyRepo {
+			return nil, usageError{errors.New("keyless verification needs --certificate-github-repository OWNER/REPO, the repository that released: a reusable workflow's --certificate-identity is the same for every repository that calls it (--certificate-any-repository accepts any, unsafely)")}
 		}
-		tr, err := root.NewTrustedRootFromPath(o.trustedRoot)
+		tr, err := trustedRoot(o.trustedRoot)
 		if err != nil {
-			return nil, fmt.Errorf("reading --trusted-root: %w", err)
+			return nil, err
 		}
-		return sign.NewIdentityVerifier(tr, o.identity, o.issuer)
+		v, err := sign.NewIdentityVerifier(tr, sign.Identity{SAN: o.identity, Issuer: o.issuer, Repository: o.repository, AnyRepository: o.anyRepo})
+		if err != nil {
+			return nil, usageError{err}
+		}
+		return v, nil
 	}
-	return nil, usageError{errors.New("say whom to trust: --key PUB, or --certificate-identity ID with --certificate-oidc-issuer URL")}
+	return nil, usageError{errors.New("say whom to trust: --key PUB, or --certificate-identity ID with --certificate-oidc-issuer URL and --certificate-github-repository OWNER/REPO")}
+}
+
+// trustedRoot reads path, or without one fetches public-good Sigstore's
+// root through its TUF repository.
+func trustedRoot(path string) (root.TrustedMaterial, error) {
+	if path == "" {
+		tr, err := root.FetchTrustedRoot()
+		if err != nil {
+			return nil, fmt.Errorf("fetching Sigstore's trusted root (offline? pass --trusted-root): %w", err)
+		}
+		return tr, nil
+	}
+	tr, err := root.NewTrustedRootFromPath(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading --trusted-root: %w", err)
+	}
+	return tr, nil
 }
 
 func printChecks(g *globalOptions, ref, version string, checks []verify.Check) error {
@@ -107,7 +127,7 @@ func printChecks(g *globalOptions, ref, version string, checks []verify.Check) e
 		}{ref, version, checks})
 	}
 	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TARGET\tCHANNEL\tSIZE\tSHA256\tSIGNATURE\tRESULT")
+	fmt.Fprintln(tw, "TARGET\tCHANNEL\tSIZE\tSHA256\tSIGNATURE\tSIGNED BY\tRESULT")
 	for _, c := range checks {
 		result := "ok"
 		if !c.OK {
@@ -117,7 +137,11 @@ func printChecks(g *globalOptions, ref, version string, checks []verify.Check) e
 		if len(short) > 12 {
 			short = short[:12]
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", c.Target, c.Channel, c.Size, short, c.Signature, result)
+		signer := c.Signer
+		if signer == "" {
+			signer = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", c.Target, c.Channel, c.Size, short, c.Signature, signer, result)
 	}
 	return tw.Flush()
 }

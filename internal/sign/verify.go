@@ -6,10 +6,14 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
 	"time"
 
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
+	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/verify"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
@@ -23,8 +27,9 @@ var ErrVerify = errors.New("signature verification failed")
 // Verifier checks bundles against one trust policy: a public key, or a
 // certificate identity and issuer under a trusted root.
 type Verifier struct {
-	v      *verify.Verifier
-	policy verify.PolicyOption
+	v        *verify.Verifier
+	policy   verify.PolicyOption
+	tagsOnly bool // the source repository's ref must be a tag
 }
 
 // NewKeyVerifier trusts bundles signed by the key in pubPEM.
@@ -47,11 +52,43 @@ func NewKeyVerifier(pubPEM []byte) (*Verifier, error) {
 	return &Verifier{v: v, policy: verify.WithKey()}, nil
 }
 
-// NewIdentityVerifier trusts bundles whose Fulcio certificate names identity
-// (the SAN, e.g. a workflow URL) and issuer, logged in a transparency log of
-// the trusted root.
-func NewIdentityVerifier(trusted root.TrustedMaterial, identity, issuer string) (*Verifier, error) {
-	id, err := verify.NewShortCertificateIdentity(issuer, "", identity, "")
+// Identity is whom a keyless signature must come from.
+type Identity struct {
+	SAN, Issuer string // the certificate's subject (e.g. a workflow URL) and OIDC issuer
+	// Repository is the GitHub OWNER/REPO that ran the signing workflow, as
+	// Fulcio records it in the certificate (Source Repository URI). A
+	// reusable workflow's SAN names the called workflow, the same for every
+	// repository that calls it: only this says who released. The ref it
+	// ran at must then be a tag (Source Repository Ref refs/tags/…).
+	Repository string
+	// AnyRepository accepts a certificate from any source repository; only
+	// an explicit opt-out, for issuers that do not record one.
+	AnyRepository bool
+}
+
+// NewIdentityVerifier trusts bundles whose Fulcio certificate matches id,
+// logged in a transparency log of the trusted root.
+func NewIdentityVerifier(trusted root.TrustedMaterial, id Identity) (*Verifier, error) {
+	var ext certificate.Extensions
+	switch {
+	case id.Repository != "":
+		uri, err := sourceRepositoryURI(id.SAN, id.Repository)
+		if err != nil {
+			return nil, err
+		}
+		ext.SourceRepositoryURI = uri
+	case !id.AnyRepository:
+		return nil, errors.New("keyless verification needs the repository that released (a reusable workflow's identity is the same for every caller)")
+	}
+	san, err := verify.NewSANMatcher(id.SAN, "")
+	if err != nil {
+		return nil, err
+	}
+	issuer, err := verify.NewIssuerMatcher(id.Issuer, "")
+	if err != nil {
+		return nil, err
+	}
+	ci, err := verify.NewCertificateIdentity(san, issuer, ext)
 	if err != nil {
 		return nil, err
 	}
@@ -59,7 +96,22 @@ func NewIdentityVerifier(trusted root.TrustedMaterial, identity, issuer string) 
 	if err != nil {
 		return nil, err
 	}
-	return &Verifier{v: v, policy: verify.WithCertificateIdentity(id)}, nil
+	return &Verifier{v: v, policy: verify.WithCertificateIdentity(ci), tagsOnly: id.Repository != ""}, nil
+}
+
+var githubRepository = regexp.MustCompile(`^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$`)
+
+// sourceRepositoryURI is what Fulcio writes for a GitHub repository: the
+// server's URL (the SAN's, so GitHub Enterprise works too) and OWNER/REPO.
+func sourceRepositoryURI(san, repo string) (string, error) {
+	if !githubRepository.MatchString(repo) {
+		return "", fmt.Errorf("repository %q is not OWNER/REPO", repo)
+	}
+	u, err := url.Parse(san)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return "", fmt.Errorf("certificate identity %q is not an https URL of a GitHub workflow", san)
+	}
+	return "https://" + u.Host + "/" + repo, nil
 }
 
 // VerifyFile checks bundlePath against path, hashing path as a stream.
@@ -84,10 +136,29 @@ func (v *Verifier) VerifyFile(ctx context.Context, path, bundlePath string) erro
 
 // VerifyDigest checks a bundle against an artifact's digest.
 func (v *Verifier) VerifyDigest(b *bundle.Bundle, alg string, digest []byte) error {
-	if _, err := v.v.Verify(b, verify.NewPolicy(verify.WithArtifactDigest(alg, digest), v.policy)); err != nil {
-		return fmt.Errorf("%w: %v", ErrVerify, err)
+	_, err := v.Check(b, alg, digest)
+	return err
+}
+
+// Check is VerifyDigest that also says who signed: "key" for a key, the
+// source repository and ref (…/OWNER/REPO@refs/tags/v1.2.0) for a
+// certificate, or its SAN when the certificate names no repository.
+func (v *Verifier) Check(b *bundle.Bundle, alg string, digest []byte) (string, error) {
+	res, err := v.v.Verify(b, verify.NewPolicy(verify.WithArtifactDigest(alg, digest), v.policy))
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrVerify, err)
 	}
-	return nil
+	if res.Signature == nil || res.Signature.Certificate == nil {
+		return "key", nil
+	}
+	c := res.Signature.Certificate
+	if v.tagsOnly && !strings.HasPrefix(c.SourceRepositoryRef, "refs/tags/") {
+		return "", fmt.Errorf("%w: signed by %s at %q, not at a tag", ErrVerify, c.SourceRepositoryURI, c.SourceRepositoryRef)
+	}
+	if c.SourceRepositoryURI == "" {
+		return c.SubjectAlternativeName, nil
+	}
+	return c.SourceRepositoryURI + "@" + c.SourceRepositoryRef, nil
 }
 
 // digestAlgorithm reads which hash the bundle's signature covers.

@@ -47,6 +47,11 @@ type Sigstore struct {
 	OIDC, Fulcio, Rekor *httptest.Server
 	Identity, Issuer    string
 	RequestToken        string // ACTIONS_ID_TOKEN_REQUEST_TOKEN
+	// Repository and Ref are the job that asks for a token: the repository
+	// whose workflow runs (OWNER/REPO) and its ref. Identity is the
+	// workflow that signs, which for a reusable workflow is another
+	// repository's.
+	Repository, Ref string
 
 	caCert *x509.Certificate
 	caKey  *ecdsa.PrivateKey
@@ -57,8 +62,6 @@ type Sigstore struct {
 	// EchoToken makes Fulcio refuse every request, quoting the token.
 	EchoToken bool
 }
-
-var oidIssuerV2 = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 57264, 1, 8}
 
 // StartSigstore starts the three servers on 127.0.0.1.
 func StartSigstore(t testing.TB, identity, issuer string) *Sigstore {
@@ -80,7 +83,8 @@ func StartSigstore(t testing.TB, identity, issuer string) *Sigstore {
 		t.Fatal(err)
 	}
 	cert, _ := x509.ParseCertificate(der)
-	s := &Sigstore{Identity: identity, Issuer: issuer, RequestToken: "actions-request-token-secret", caCert: cert, caKey: key, vs: vs}
+	s := &Sigstore{Identity: identity, Issuer: issuer, RequestToken: "actions-request-token-secret", caCert: cert, caKey: key, vs: vs,
+		Repository: "runpod-workers/flash", Ref: "refs/tags/v1.2.0"}
 	s.OIDC = httptest.NewServer(http.HandlerFunc(s.oidc))
 	s.Fulcio = httptest.NewServer(http.HandlerFunc(s.fulcio))
 	s.Rekor = httptest.NewServer(http.HandlerFunc(s.rekor))
@@ -98,7 +102,17 @@ func (s *Sigstore) oidc(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
 		return
 	}
-	claims, _ := json.Marshal(map[string]any{"iss": s.Issuer, "sub": "repo:runpod-workers/flash:ref:refs/tags/v1.2.0", "aud": "sigstore", "exp": time.Now().Add(time.Hour).Unix()})
+	// The claims of a GitHub Actions token, as Fulcio reads them.
+	jobWorkflow := strings.TrimPrefix(s.Identity, s.serverURL()+"/")
+	claims, _ := json.Marshal(map[string]any{
+		"iss": s.Issuer, "aud": "sigstore", "exp": time.Now().Add(time.Hour).Unix(),
+		"sub": "repo:" + s.Repository + ":ref:" + s.Ref, "repository": s.Repository, "ref": s.Ref,
+		"repository_owner": strings.Split(s.Repository, "/")[0], "repository_id": "1001", "repository_owner_id": "2002",
+		"sha": "0123456789abcdef0123456789abcdef01234567", "event_name": "push", "runner_environment": "github-hosted",
+		"repository_visibility": "public", "run_id": "42", "run_attempt": "1", "workflow": "release",
+		"workflow_ref": s.Repository + "/.github/workflows/release.yml@" + s.Ref, "workflow_sha": "0123456789abcdef0123456789abcdef01234567",
+		"job_workflow_ref": jobWorkflow, "job_workflow_sha": "89abcdef0123456789abcdef0123456789abcdef",
+	})
 	token := "eyJhbGciOiJSUzI1NiJ9." + base64.RawURLEncoding.EncodeToString(claims) + ".c2lnbmF0dXJl"
 	json.NewEncoder(w).Encode(map[string]string{"value": token})
 }
@@ -139,20 +153,21 @@ func (s *Sigstore) fulcio(w http.ResponseWriter, r *http.Request) {
 	}
 	// Fulcio checks the proof of possession: a signature over the subject.
 	parts := strings.Split(token, ".")
-	claims, _ := base64.RawURLEncoding.DecodeString(parts[1])
-	var c struct {
-		Sub string `json:"sub"`
-	}
-	json.Unmarshal(claims, &c)
+	raw, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	var c map[string]string
+	json.Unmarshal(raw, &c) // numbers (exp) are left out; Fulcio's extensions are strings
 	sig, _ := base64.StdEncoding.DecodeString(req.PublicKeyRequest.ProofOfPossession)
 	digest := crypto.SHA256.New()
-	digest.Write([]byte(c.Sub))
+	digest.Write([]byte(c["sub"]))
 	if ek, ok := pub.(*ecdsa.PublicKey); !ok || !ecdsa.VerifyASN1(ek, digest.Sum(nil), sig) {
 		http.Error(w, "proof of possession failed", http.StatusBadRequest)
 		return
 	}
-	u, _ := url.Parse(s.Identity)
-	issuerExt, _ := asn1.Marshal(s.Issuer)
+	san, exts, err := s.githubExtensions(c)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
 	s.mu.Lock()
 	s.Certs++
 	serial := big.NewInt(int64(100 + s.Certs))
@@ -160,8 +175,8 @@ func (s *Sigstore) fulcio(w http.ResponseWriter, r *http.Request) {
 	tmpl := &x509.Certificate{
 		SerialNumber: serial, NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(10 * time.Minute),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
-		URIs:            []*url.URL{u},
-		ExtraExtensions: []pkix.Extension{{Id: oidIssuerV2, Value: issuerExt}},
+		URIs:            []*url.URL{san},
+		ExtraExtensions: exts,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, s.caCert, pub, s.caKey)
 	if err != nil {
@@ -172,6 +187,60 @@ func (s *Sigstore) fulcio(w http.ResponseWriter, r *http.Request) {
 	root := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.caCert.Raw}))
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(map[string]any{"signedCertificateEmbeddedSct": map[string]any{"chain": map[string]any{"certificates": []string{leaf, root}}}})
+}
+
+func (s *Sigstore) serverURL() string {
+	u, _ := url.Parse(s.Identity)
+	return u.Scheme + "://" + u.Host
+}
+
+// githubExtensions maps a GitHub Actions token's claims to the
+// certificate's SAN and extensions, as Fulcio's GitHub issuer does: the SAN
+// is the workflow that runs (job_workflow_ref, the called workflow for a
+// reusable one), the source repository is the caller's.
+func (s *Sigstore) githubExtensions(c map[string]string) (*url.URL, []pkix.Extension, error) {
+	if c["job_workflow_ref"] == "" || c["repository"] == "" {
+		return nil, nil, fmt.Errorf("the token has no job_workflow_ref or repository claim")
+	}
+	server := s.serverURL()
+	san, err := url.Parse(server + "/" + c["job_workflow_ref"])
+	if err != nil {
+		return nil, nil, err
+	}
+	repoURL := server + "/" + c["repository"]
+	values := []struct {
+		oid   int
+		value string
+	}{
+		{8, s.Issuer},
+		{9, san.String()},                          // Build Signer URI
+		{10, c["job_workflow_sha"]},                // Build Signer Digest
+		{11, c["runner_environment"]},              // Runner Environment
+		{12, repoURL},                              // Source Repository URI
+		{13, c["sha"]},                             // Source Repository Digest
+		{14, c["ref"]},                             // Source Repository Ref
+		{15, c["repository_id"]},                   // Source Repository Identifier
+		{16, server + "/" + c["repository_owner"]}, // Source Repository Owner URI
+		{17, c["repository_owner_id"]},             // Source Repository Owner Identifier
+		{18, server + "/" + c["workflow_ref"]},     // Build Config URI
+		{19, c["workflow_sha"]},                    // Build Config Digest
+		{20, c["event_name"]},                      // Build Trigger
+		{21, repoURL + "/actions/runs/" + c["run_id"] + "/attempts/" + c["run_attempt"]}, // Run Invocation URI
+		{22, c["repository_visibility"]},                                                 // Source Repository Visibility At Signing
+	}
+	exts := make([]pkix.Extension, 0, len(values)+5)
+	// The deprecated GitHub extensions, still written, as raw strings.
+	for oid, v := range map[int]string{2: c["event_name"], 3: c["sha"], 4: c["workflow"], 5: c["repository"], 6: c["ref"]} {
+		exts = append(exts, pkix.Extension{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 57264, 1, oid}, Value: []byte(v)})
+	}
+	for _, v := range values {
+		der, err := asn1.MarshalWithParams(v.value, "utf8")
+		if err != nil {
+			return nil, nil, err
+		}
+		exts = append(exts, pkix.Extension{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 57264, 1, v.oid}, Value: der})
+	}
+	return san, exts, nil
 }
 
 func (s *Sigstore) rekor(w http.ResponseWriter, r *http.Request) {

@@ -42,7 +42,8 @@ type Check struct {
 	URL       string `json:"url"`
 	Size      int64  `json:"size"`
 	SHA256    string `json:"sha256"`
-	Signature string `json:"signature"` // "ok", "unchecked", or the failure
+	Signature string `json:"signature"`        // "ok", "unchecked", or the failure
+	Signer    string `json:"signer,omitempty"` // whom the signature was accepted from: "key", or the source repository@ref
 	OK        bool   `json:"ok"`
 	Error     string `json:"error,omitempty"`
 }
@@ -124,7 +125,7 @@ func (o Options) manifest(ctx context.Context, ref string) (*manifest.Manifest, 
 		if err != nil {
 			return nil, nil, fmt.Errorf("reading the manifest's signature: %w", err)
 		}
-		if err := verifyBundle(o.Verifier, b, digest); err != nil {
+		if _, err := verifyBundle(o.Verifier, b, digest); err != nil {
 			return nil, nil, fmt.Errorf("manifest %s: %w", ref, err)
 		}
 	}
@@ -261,11 +262,12 @@ func (o Options) check(c Check, m *manifest.Manifest, a manifest.Artifact, body 
 			c.Signature = "missing"
 			return fail(err)
 		}
-		if err := verifyBundle(o.Verifier, b, h.Sum(nil)); err != nil {
+		signer, err := verifyBundle(o.Verifier, b, h.Sum(nil))
+		if err != nil {
 			c.Signature = "bad"
 			return fail(err)
 		}
-		c.Signature = "ok"
+		c.Signature, c.Signer = "ok", signer
 	}
 	c.OK = true
 	return c
@@ -291,12 +293,13 @@ func checkInside(m *manifest.Manifest, a manifest.Artifact, c *archive.Contents)
 	return nil
 }
 
-func verifyBundle(v *sign.Verifier, data, digest []byte) error {
+// verifyBundle checks a bundle and says whom it was accepted from.
+func verifyBundle(v *sign.Verifier, data, digest []byte) (string, error) {
 	b, err := sign.ParseBundle(data)
 	if err != nil {
-		return err
+		return "", err
 	}
-	return v.VerifyDigest(b, "sha256", digest)
+	return v.Check(b, "sha256", digest)
 }
 
 // open streams a file:// or http(s):// URL, or a plain path.
