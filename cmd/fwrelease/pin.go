@@ -58,7 +58,11 @@ func newPin(g *globalOptions) *cobra.Command {
 			if err := pin.Write(files); err != nil {
 				return err
 			}
-			fmt.Fprintln(g.stdout, files.ConstantsPath)
+			if files.ModuleOnly() {
+				g.logger().Warn("pinned the module only: the SDK has no FLASH_WORKER_VERSION constant to pin", "constants", files.ConstantsPath)
+			} else {
+				fmt.Fprintln(g.stdout, files.ConstantsPath)
+			}
 			fmt.Fprintln(g.stdout, files.ModulePath)
 			return nil
 		},

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/runpod-workers/fwrelease/internal/manifest"
 	"github.com/runpod-workers/fwrelease/internal/pin"
 )
 
@@ -68,6 +69,55 @@ with open(sys.argv[2], "w") as f:
     f.write(rel.start_script(py))
 `
 
+// The SDK's environment overrides, as the SDK's CI would check them with
+// each Python: a FLASH_WORKER_VERSION other than the pinned one is an
+// error naming both; FLASH_WORKER_TARBALL_URL ("{version}" in it filled
+// in) is taken only with FLASH_WORKER_TARBALL_SHA256, and then replaces the
+// URLs and the digest of the start script. argv: url sha256 out.
+const sdkOverridesCheck = `import os, shlex, sys
+from runpod_flash.core.resources import flash_worker_release as rel
+py = "%d.%d" % sys.version_info[:2]
+url, sha256, out = sys.argv[1:4]
+pinned = rel.start_script(py)
+clean = dict(os.environ)
+
+def refused(**env):
+    os.environ.clear(); os.environ.update(clean); os.environ.update(env)
+    try:
+        rel.docker_args(py)
+    except rel.OverrideError as e:
+        assert isinstance(e, ValueError)
+        return str(e)
+    finally:
+        os.environ.clear(); os.environ.update(clean)
+    raise SystemExit("no OverrideError with %s" % env)
+
+e = refused(FLASH_WORKER_VERSION="1.1.1")
+assert "1.1.1" in e and rel.VERSION in e, e
+e = refused(FLASH_WORKER_TARBALL_URL=url)
+assert "FLASH_WORKER_TARBALL_SHA256" in e, e
+e = refused(FLASH_WORKER_TARBALL_SHA256=sha256)
+assert "FLASH_WORKER_TARBALL_URL" in e, e
+for bad in ["http://example.com/fw.tar.gz", "file:///tmp/fw.tar.gz", "https://example.com/$(touch /tmp/x)",
+            'https://example.com/"; touch /tmp/x; "', "-o/etc/passwd", "https://"]:
+    refused(FLASH_WORKER_TARBALL_URL=bad, FLASH_WORKER_TARBALL_SHA256=sha256)
+refused(FLASH_WORKER_TARBALL_URL=url, FLASH_WORKER_TARBALL_SHA256="ab" * 31)
+
+os.environ["FLASH_WORKER_VERSION"] = rel.VERSION
+assert rel.start_script(py) == pinned, "the pinned version set in the environment changed the script"
+os.environ.update(FLASH_WORKER_TARBALL_URL=url, FLASH_WORKER_TARBALL_SHA256=sha256.upper())
+script = rel.start_script(py)
+want_url = url.replace("{version}", rel.VERSION)
+assert script != pinned and want_url in script and sha256 in script, script
+assert rel._URL_SLOT not in script and rel._SHA256_SLOT not in script, script
+for u in rel.ARTIFACTS[rel.target_id(py)]["urls"]:
+    assert u + " " not in script and u + '"' not in script, "the pinned URL %s is still tried" % u
+args = rel.docker_args(py)
+assert shlex.split(args) == ["bash", "-c", script], args
+with open(out, "w") as f:
+    f.write(args)
+`
+
 func TestPinSDKModule(t *testing.T) {
 	rel := httpsRelease(t)
 	dir := t.TempDir()
@@ -120,20 +170,66 @@ func TestPinSDKModule(t *testing.T) {
 			// sh (dash) runs the dockerArgs as a container would, with
 			// /opt a tmpfs of its own (the script's default --fw-dir) and
 			// no network volume.
-			unshare := []string{"/usr/bin/unshare", "-m"}
-			if os.Geteuid() != 0 {
-				unshare = append(unshare, "-r")
+			boot := func(dockerArgs string) (string, error) {
+				unshare := []string{"/usr/bin/unshare", "-m"}
+				if os.Geteuid() != 0 {
+					unshare = append(unshare, "-r")
+				}
+				cmd := exec.Command(unshare[0], append(unshare[1:], "/bin/sh", "-c",
+					`mount -t tmpfs tmpfs /opt && exec env PATH="$FW_PATH" /bin/dash -c "$DOCKER_ARGS"`)...)
+				cmd.Env = append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "FW_PATH=" + toolbox(t, py, images["curl"]...),
+					"DOCKER_ARGS=" + dockerArgs, "FLASH_WORKER_SELFTEST=1"}, rel.env()...)
+				var out bytes.Buffer
+				cmd.Stdout, cmd.Stderr = &out, &out
+				err := cmd.Run()
+				return out.String(), err
 			}
-			boot := exec.Command(unshare[0], append(unshare[1:], "/bin/sh", "-c",
-				`mount -t tmpfs tmpfs /opt && exec env PATH="$FW_PATH" /bin/dash -c "$DOCKER_ARGS"`)...)
-			boot.Env = append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "FW_PATH=" + toolbox(t, py, images["curl"]...),
-				"DOCKER_ARGS=" + string(dockerArgs), "FLASH_WORKER_SELFTEST=1"}, rel.env()...)
-			var out bytes.Buffer
-			boot.Stdout, boot.Stderr = &out, &out
-			if err := boot.Run(); err != nil || !strings.HasSuffix(out.String(), booted(v)) {
-				t.Errorf("sh -c \"$DOCKER_ARGS\": %v\n%s", err, out.String())
+			if out, err := boot(string(dockerArgs)); err != nil || !strings.HasSuffix(out, booted(v)) {
+				t.Errorf("sh -c \"$DOCKER_ARGS\": %v\n%s", err, out)
+			}
+
+			// A staging tarball by URL and sha256 (here the release's own,
+			// under another URL) boots; one whose sha256 is not the one
+			// given never runs.
+			var a, other manifest.Artifact
+			for _, x := range rel.m.Artifacts {
+				if x.Target.ID == id {
+					a = x
+				} else {
+					other = x
+				}
+			}
+			staging := rel.server.URL + "/" + strings.Replace(a.File, "v1.2.0", "v{version}", 1) + "?staging=1"
+			overridden := filepath.Join(t.TempDir(), "override-args")
+			for _, c := range []struct {
+				sha256 string
+				boots  bool
+			}{{a.SHA256, true}, {other.SHA256, false}} {
+				if out, err := exec.Command(py, "-I", "-c", "import sys; sys.path.insert(0, sys.argv.pop()); exec(sys.argv.pop())",
+					staging, c.sha256, overridden, sdkOverridesCheck, filepath.Join(sdk, "src")).CombinedOutput(); err != nil {
+					t.Fatalf("the SDK's overrides with Python %s: %v\n%s", v, err, out)
+				}
+				args, _ := os.ReadFile(overridden)
+				out, err := boot(string(args))
+				if booted := err == nil && strings.HasSuffix(out, booted(v)); booted != c.boots {
+					t.Errorf("FLASH_WORKER_TARBALL_URL with sha256 %s: booted %v, want %v: %v\n%s", c.sha256[:12], booted, c.boots, err, out)
+				}
 			}
 		})
+	}
+
+	// An SDK without the constant gets the module only, and says so.
+	noConst := strings.Replace(sdkFiles[pin.ConstantsFile], `FLASH_WORKER_VERSION = os.environ.get("FLASH_WORKER_VERSION", "1.1.1")`, "", 1)
+	os.WriteFile(constants, []byte(noConst), 0o644)
+	os.Remove(filepath.Join(filepath.Dir(constants), pin.ModuleFile))
+	if r := pinCmd(); r.code != 0 || strings.Contains(r.stdout, pin.ConstantsFile) || !strings.Contains(r.stdout, pin.ModuleFile) || !strings.Contains(r.stderr, "module only") {
+		t.Errorf("pin of an SDK without FLASH_WORKER_VERSION: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if got, _ := os.ReadFile(constants); string(got) != noConst {
+		t.Errorf("pin changed a constants.py without FLASH_WORKER_VERSION")
+	}
+	if r := pinCmd("--check"); r.code != 0 {
+		t.Errorf("--check of a module-only pin: exit %d, %s", r.code, r.stderr)
 	}
 
 	// A release that does not verify is never pinned, and changes nothing.

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -44,11 +45,15 @@ type Release struct {
 	AllowInsecure bool   // pin loopback http URLs too (tests)
 }
 
-// Files are the two files a pin writes, by path.
+// Files are the two files a pin writes, by path. Constants is nil when the
+// SDK has no FLASH_WORKER_VERSION constant: then only the module is pinned.
 type Files struct {
 	ConstantsPath, ModulePath string
 	Constants, Module         []byte
 }
+
+// ModuleOnly reports whether the pin leaves the constants alone.
+func (f *Files) ModuleOnly() bool { return f.Constants == nil }
 
 // Plan computes the new constants file and module for sdkDir.
 func Plan(sdkDir string, r Release) (*Files, error) {
@@ -57,12 +62,18 @@ func Plan(sdkDir string, r Release) (*Files, error) {
 	}
 	f := &Files{ConstantsPath: filepath.Join(sdkDir, ConstantsFile)}
 	f.ModulePath = filepath.Join(filepath.Dir(f.ConstantsPath), ModuleFile)
-	old, err := os.ReadFile(f.ConstantsPath)
-	if err != nil {
-		return nil, fmt.Errorf("reading the SDK's constants: %w", err)
+	if fi, err := os.Stat(filepath.Dir(f.ModulePath)); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("%s is not the SDK's checkout: no directory %s", sdkDir, filepath.Dir(ConstantsFile))
 	}
-	if f.Constants, err = setVersion(f.ConstantsPath, old, r.Manifest.Version); err != nil {
-		return nil, err
+	old, err := os.ReadFile(f.ConstantsPath)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("reading the SDK's constants: %w", err)
+	case len(assignRE.FindAllIndex(old, -1)) > 0:
+		if f.Constants, err = setVersion(f.ConstantsPath, old, r.Manifest.Version); err != nil {
+			return nil, err
+		}
 	}
 	if f.Module, err = module(r); err != nil {
 		return nil, err
@@ -94,8 +105,10 @@ func setVersion(path string, old []byte, version string) ([]byte, error) {
 
 // Write applies the plan, each file replaced whole.
 func Write(f *Files) error {
-	if err := atomicfile.Write(f.ConstantsPath, f.Constants, 0o644); err != nil {
-		return err
+	if !f.ModuleOnly() {
+		if err := atomicfile.Write(f.ConstantsPath, f.Constants, 0o644); err != nil {
+			return err
+		}
 	}
 	return atomicfile.Write(f.ModulePath, f.Module, 0o644)
 }
@@ -103,7 +116,11 @@ func Write(f *Files) error {
 // Check reports ErrOutOfDate, naming the files, when the SDK differs.
 func Check(f *Files) error {
 	var stale []string
-	for path, want := range map[string][]byte{f.ConstantsPath: f.Constants, f.ModulePath: f.Module} {
+	want := map[string][]byte{f.ModulePath: f.Module}
+	if !f.ModuleOnly() {
+		want[f.ConstantsPath] = f.Constants
+	}
+	for path, want := range want {
 		have, err := os.ReadFile(path)
 		if err != nil || !bytes.Equal(have, want) {
 			stale = append(stale, path)
@@ -117,11 +134,11 @@ func Check(f *Files) error {
 }
 
 type moduleArtifact struct {
-	ID, Python, Accel, Arch, File, SHA256, Script string
-	Size                                          int64
-	URLs                                          []string
-	Mount                                         string            // "" when none
-	Overlay                                       map[string]string // base → reference
+	ID, Python, Accel, Arch, File, SHA256, Script, OverrideScript string
+	Size                                                          int64
+	URLs                                                          []string
+	Mount                                                         string            // "" when none
+	Overlay                                                       map[string]string // base → reference
 }
 
 // images are the artifact's image references that a host can pull: a
@@ -143,6 +160,34 @@ func images(a *manifest.Artifact) (mount string, overlay map[string]string) {
 	return mount, overlay
 }
 
+// The override script of a target is its start script rendered for a
+// tarball named by these slots, which the module fills at run time with
+// FLASH_WORKER_TARBALL_URL and FLASH_WORKER_TARBALL_SHA256. Both pass
+// inject's checks, and the values the module puts there pass the same.
+const (
+	urlSlot    = "https://flash-worker-tarball-url.invalid/FLASH_WORKER_TARBALL_URL"
+	sha256Slot = "5ba25ba25ba25ba25ba25ba25ba25ba25ba25ba25ba25ba25ba25ba25ba25ba2"
+)
+
+// overrideMaxSize bounds an override's download, whose size nobody
+// recorded: four times the pinned tarball of the target, at least 1 GiB.
+func overrideMaxSize(pinned int64) int64 {
+	return max(4*pinned, 1<<30)
+}
+
+// overrideScript renders a's start script with the override's slots.
+func overrideScript(version string, a manifest.Artifact, allowInsecure bool) (string, error) {
+	a.SHA256, a.Size, a.URLs = sha256Slot, overrideMaxSize(a.Size), []string{urlSlot}
+	script, err := inject.Script(version, &a, inject.Options{URLs: []string{urlSlot}, AllowInsecure: allowInsecure})
+	if err != nil {
+		return "", err
+	}
+	if !strings.Contains(script, urlSlot) || !strings.Contains(script, sha256Slot) {
+		return "", errors.New("the start script does not hold the tarball's URL and sha256 where an override can replace them")
+	}
+	return script, nil
+}
+
 // module renders the generated Python module: every target's data and its
 // start script, rendered here by the same template `fwrelease inject` uses.
 func module(r Release) ([]byte, error) {
@@ -157,10 +202,14 @@ func module(r Release) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("not pinning target %s: %w", a.Target.ID, err)
 		}
+		override, err := overrideScript(r.Manifest.Version, *a, r.AllowInsecure)
+		if err != nil {
+			return nil, fmt.Errorf("not pinning target %s: %w", a.Target.ID, err)
+		}
 		mount, overlay := images(a)
 		arts = append(arts, moduleArtifact{
 			ID: a.Target.ID, Python: a.Target.Python, Accel: a.Target.Accel, Arch: a.Target.Arch,
-			File: a.File, SHA256: a.SHA256, Size: a.Size, URLs: urls, Script: script,
+			File: a.File, SHA256: a.SHA256, Size: a.Size, URLs: urls, Script: script, OverrideScript: override,
 			Mount: mount, Overlay: overlay,
 		})
 	}
@@ -168,6 +217,7 @@ func module(r Release) ([]byte, error) {
 	var b bytes.Buffer
 	err := moduleTemplate.Execute(&b, map[string]any{
 		"Version": r.Manifest.Version, "ManifestSHA256": r.SHA256, "Artifacts": arts,
+		"URLSlot": urlSlot, "SHA256Slot": sha256Slot, "LoopbackHTTP": r.AllowInsecure,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("rendering %s: %w", ModuleFile, err)
@@ -194,7 +244,16 @@ const moduleText = `# Generated by fwrelease pin from the flash-worker {{.Versio
 # (sha256:{{.ManifestSHA256}}). Do not edit: run fwrelease pin again.
 """The pinned flash-worker release: each target's tarball and the container
 start script that downloads it, checks its sha256, caches it by content on
-the network volume and runs it; and the worker's OCI images, by digest."""
+the network volume and runs it; and the worker's OCI images, by digest.
+
+The SDK's environment overrides are honoured, never ignored: a
+FLASH_WORKER_VERSION other than VERSION is an error, and
+FLASH_WORKER_TARBALL_URL (an unreleased tarball; "{version}" in it is
+VERSION) is used only with FLASH_WORKER_TARBALL_SHA256, its sha256."""
+
+import os
+import re
+import urllib.parse
 
 VERSION = {{py .Version}}
 
@@ -224,6 +283,23 @@ _START_SCRIPTS = {
 {{- end}}
 }
 
+# The same scripts for a tarball given by the environment: the slots below
+# are replaced by its URL and sha256.
+_OVERRIDE_SCRIPTS = {
+{{- range .Artifacts}}
+    {{py .ID}}: {{py .OverrideScript}},
+{{- end}}
+}
+_URL_SLOT = {{py .URLSlot}}
+_SHA256_SLOT = {{py .SHA256Slot}}
+_LOOPBACK_HTTP = {{if .LoopbackHTTP}}True{{else}}False{{end}}
+_URL_CHARS = re.compile(r"[A-Za-z0-9._~:/?#@!&+,;=%-]+")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class OverrideError(ValueError):
+    """An environment override that this pinned release cannot honour."""
+
 
 def target_id(python: str, accel: str = "cpu", arch: str = "x86_64") -> str:
     """The target ID for a Python version, accelerator and architecture."""
@@ -235,9 +311,46 @@ def target_id(python: str, accel: str = "cpu", arch: str = "x86_64") -> str:
     return tid
 
 
+def tarball_override():
+    """(url, sha256) from FLASH_WORKER_TARBALL_URL and FLASH_WORKER_TARBALL_SHA256,
+    or None; OverrideError when the environment asks for what cannot be done."""
+    version = os.environ.get("FLASH_WORKER_VERSION", "")
+    if version and version != VERSION:
+        raise OverrideError(
+            "FLASH_WORKER_VERSION is %s, but this SDK is pinned to flash-worker %s: unset it, or run "
+            "fwrelease pin with the %s release (an unreleased tarball: FLASH_WORKER_TARBALL_URL and "
+            "FLASH_WORKER_TARBALL_SHA256)" % (version, VERSION, version)
+        )
+    url = os.environ.get("FLASH_WORKER_TARBALL_URL", "").replace("{version}", VERSION)
+    sha256 = os.environ.get("FLASH_WORKER_TARBALL_SHA256", "").lower()
+    if not url:
+        if sha256:
+            raise OverrideError("FLASH_WORKER_TARBALL_SHA256 is set without FLASH_WORKER_TARBALL_URL; set both or neither")
+        return None
+    if not sha256:
+        raise OverrideError(
+            "FLASH_WORKER_TARBALL_URL is set, but not FLASH_WORKER_TARBALL_SHA256: the start script runs a "
+            "tarball only if its sha256 is known; set FLASH_WORKER_TARBALL_SHA256 to the tarball's sha256"
+        )
+    if not _SHA256.fullmatch(sha256):
+        raise OverrideError("FLASH_WORKER_TARBALL_SHA256 is not 64 hex digits")
+    parts = urllib.parse.urlsplit(url) if _URL_CHARS.fullmatch(url) else None
+    loopback = parts is not None and parts.scheme == "http" and _LOOPBACK_HTTP and parts.hostname in ("127.0.0.1", "localhost", "::1")
+    if url.startswith("-") or parts is None or not parts.netloc or not (parts.scheme == "https" or loopback):
+        raise OverrideError(
+            "FLASH_WORKER_TARBALL_URL must be an https URL of plain URL characters (no quotes, spaces, dollars or backticks)"
+        )
+    return url, sha256
+
+
 def start_script(python: str, accel: str = "cpu", arch: str = "x86_64") -> str:
     """The script a container runs at start: download, verify, cache, exec."""
-    return _START_SCRIPTS[target_id(python, accel, arch)]
+    tid = target_id(python, accel, arch)
+    override = tarball_override()
+    if override is None:
+        return _START_SCRIPTS[tid]
+    url, sha256 = override
+    return _OVERRIDE_SCRIPTS[tid].replace(_URL_SLOT, url).replace(_SHA256_SLOT, sha256)
 
 
 def docker_args(python: str, accel: str = "cpu", arch: str = "x86_64") -> str:

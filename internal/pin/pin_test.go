@@ -102,13 +102,47 @@ func TestPlanWritesModuleAndOneVersionLine(t *testing.T) {
 	}
 }
 
+// An SDK without the FLASH_WORKER_VERSION constant (or without the
+// constants file) gets the module only; a tree that is not the SDK's gets
+// nothing.
+func TestPlanModuleOnly(t *testing.T) {
+	for name, constants := range map[string]string{"no constant": "X = 1\n", "no constants file": ""} {
+		t.Run(name, func(t *testing.T) {
+			dir := sdk(t, constants)
+			path := filepath.Join(dir, ConstantsFile)
+			if constants == "" {
+				os.Remove(path)
+			}
+			f, err := Plan(dir, release(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !f.ModuleOnly() || !strings.Contains(string(f.Module), `VERSION = "1.2.0"`) {
+				t.Fatalf("module only %v, module %d bytes", f.ModuleOnly(), len(f.Module))
+			}
+			if err := Write(f); err != nil {
+				t.Fatal(err)
+			}
+			if err := Check(f); err != nil {
+				t.Errorf("Check after a module-only Write: %v", err)
+			}
+			got, err := os.ReadFile(path)
+			if constants == "" && !errors.Is(err, os.ErrNotExist) || constants != "" && string(got) != constants {
+				t.Errorf("the constants changed: %q, %v", got, err)
+			}
+		})
+	}
+	if _, err := Plan(t.TempDir(), release(t)); err == nil || !strings.Contains(err.Error(), "not the SDK's checkout") {
+		t.Errorf("a tree without the SDK's package: %v", err)
+	}
+}
+
 func TestPlanRefuses(t *testing.T) {
 	tests := []struct {
 		name, constants, want string
 		change                func(*Release)
 	}{
 		{"two assignments", constantsPy + "FLASH_WORKER_VERSION = \"1.0.0\"\n", "found 2", nil},
-		{"no assignment", "X = 1\n", "found 0", nil},
 		{"no quoted version", "FLASH_WORKER_VERSION = os.environ[\"V\"]\n", "no quoted version", nil},
 		{"file URLs only", constantsPy, "no usable URL", func(r *Release) {
 			r.Manifest.Artifacts[1].URLs = r.Manifest.Artifacts[1].URLs[:1]
