@@ -34,15 +34,15 @@ func newBuild(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			results, err := b.Build(cmd.Context(), targets)
+			built, err := b.Build(cmd.Context(), targets)
 			if err != nil {
 				return err
 			}
 			var shards []manifest.Shard
-			for _, r := range results {
-				shards = append(shards, r.Shard)
+			for _, a := range built {
+				shards = append(shards, a.Shard())
 				if !g.json {
-					fmt.Fprintln(g.stdout, r.Artifact.Path)
+					fmt.Fprintln(g.stdout, a.Path)
 				}
 			}
 			if g.json {

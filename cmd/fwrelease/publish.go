@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -40,11 +39,11 @@ func newPublish(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			r, err := readBuilt(g.dist, o.from)
+			r, err := release.Load(g.dist, o.from)
 			if err != nil {
 				return err
 			}
-			p, err := makePublishing(ctx, g, cfg, o, r.Shards[0].Release.Source.Commit)
+			p, err := makePublishing(ctx, g, cfg, o, r.Artifacts[0].Release.Source.Commit)
 			if err != nil {
 				return err
 			}
@@ -57,33 +56,6 @@ func newPublish(g *globalOptions) *cobra.Command {
 	cmd.Flags().StringArrayVar(&o.from, "from", nil, "a dist directory with shards/ and their tarballs (repeatable; default: --dist)")
 	o.addFlags(cmd)
 	return cmd
-}
-
-// readBuilt reads the shards of every directory in from (default: dist).
-// Shards of different releases, or one target built twice differently, are
-// refused before anything is uploaded.
-func readBuilt(dist string, from []string) (*release.Release, error) {
-	if len(from) == 0 {
-		from = []string{dist}
-	}
-	if err := os.MkdirAll(dist, 0o755); err != nil {
-		return nil, err
-	}
-	r := &release.Release{Dist: dist, Dirs: map[string]string{}}
-	for _, dir := range from {
-		shards, err := manifest.ReadShards(dir)
-		if err != nil {
-			return nil, err
-		}
-		for _, s := range shards {
-			r.Dirs[s.Target.ID] = dir
-		}
-		r.Shards = append(r.Shards, shards...)
-	}
-	if _, err := manifest.New(r.Shards); err != nil {
-		return nil, fmt.Errorf("merging the shards of %v: %w", from, err)
-	}
-	return r, nil
 }
 
 // addFlags adds the flags publish and release share, signing's included.
@@ -114,16 +86,15 @@ func makePublishing(ctx context.Context, g *globalOptions, cfg *config.Config, o
 	if err != nil {
 		return release.Publishing{}, err
 	}
+	set := publish.NewSet(g.logger(), pubs...)
 	if o.dryRun {
-		for i, p := range pubs {
-			pubs[i] = &publish.DryRun{Inner: p, Log: g.logger().Info}
-		}
+		set = set.DryRun(g.logger().Info)
 	}
 	verifier, err := convergenceChecker(signer)
 	if err != nil {
 		return release.Publishing{}, err
 	}
-	return release.Publishing{Channels: pubs, Signer: signer, Verifier: verifier, DryRun: o.dryRun, Log: g.logger()}, nil
+	return release.Publishing{Channels: set, Signer: signer, Verifier: verifier}, nil
 }
 
 // printSummary prints, per target, the size, digest and URLs: what a human

@@ -70,17 +70,12 @@ func fullRelease(ctx context.Context, g *globalOptions, cfg *config.Config, b *b
 // snapshotRelease publishes into dist/ only: the local channel, an OCI
 // layout, and a manifest signed with an ephemeral key.
 func snapshotRelease(ctx context.Context, g *globalOptions, cfg *config.Config, b *build.Builder, targets []target.Target) error {
-	signer, err := release.SnapshotSigner(ctx, g.dist)
-	if err != nil {
-		return err
-	}
-	pubs, err := release.SnapshotChannels(g.dist, sourceURL(cfg))
-	if err != nil {
-		return err
-	}
 	r := &release.Release{Dist: g.dist}
-	p := release.Publishing{Channels: pubs, Signer: signer, Log: g.logger()}
-	if err := release.Run(ctx, g.logger(), release.Snapshot(r, b, targets, p)); err != nil {
+	steps, err := release.Snapshot(ctx, r, b, targets, sourceURL(cfg), g.logger())
+	if err != nil {
+		return err
+	}
+	if err := release.Run(ctx, g.logger(), steps); err != nil {
 		return err
 	}
 	fmt.Fprintln(g.stdout, filepath.Join(g.dist, release.ManifestFile))

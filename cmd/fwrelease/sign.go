@@ -11,7 +11,6 @@ import (
 
 	"github.com/runpod-workers/fwrelease/internal/config"
 	"github.com/runpod-workers/fwrelease/internal/insecure"
-	"github.com/runpod-workers/fwrelease/internal/manifest"
 	"github.com/runpod-workers/fwrelease/internal/release"
 	"github.com/runpod-workers/fwrelease/internal/sign"
 )
@@ -38,16 +37,15 @@ func newSign(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			shards, err := manifest.ReadShards(g.dist)
+			r, err := release.Load(g.dist, nil)
 			if err != nil {
 				return err
 			}
-			r := &release.Release{Dist: g.dist, Shards: shards}
 			if err := (&release.SignStep{Signer: s, Release: r}).Run(ctx); err != nil {
 				return err
 			}
-			for _, a := range r.Shards {
-				fmt.Fprintln(g.stdout, filepath.Join(g.dist, a.Signature.Bundle))
+			for _, a := range r.Artifacts {
+				fmt.Fprintln(g.stdout, a.Signature.Path)
 			}
 			mpath := filepath.Join(g.dist, release.ManifestFile)
 			if _, err := os.Stat(mpath); err == nil {

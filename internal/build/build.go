@@ -42,13 +42,6 @@ type Builder struct {
 	extras        map[string]string // sha256 → the checked bytes in the cache
 }
 
-// Result is one target's build: the tarball, and its shard (what
-// dist/shards/{id}.json holds).
-type Result struct {
-	Artifact artifact.Artifact
-	Shard    manifest.Shard
-}
-
 // Release is the release every shard of this build belongs to.
 func (b *Builder) Release() manifest.Release {
 	return manifest.Release{
@@ -65,7 +58,7 @@ func (b *Builder) Release() manifest.Release {
 
 // Build builds targets concurrently, at most one per core, and returns
 // their results in the order given. The first failure cancels the rest.
-func (b *Builder) Build(ctx context.Context, targets []target.Target) ([]Result, error) {
+func (b *Builder) Build(ctx context.Context, targets []target.Target) ([]artifact.Artifact, error) {
 	if b.Log == nil {
 		b.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -92,7 +85,7 @@ func (b *Builder) Build(ctx context.Context, targets []target.Target) ([]Result,
 		return nil, err
 	}
 	b.extras = extras
-	results := make([]Result, len(targets))
+	results := make([]artifact.Artifact, len(targets))
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(runtime.GOMAXPROCS(0))
 	for i, t := range targets {
@@ -112,50 +105,50 @@ func (b *Builder) Build(ctx context.Context, targets []target.Target) ([]Result,
 	return results, nil
 }
 
-func (b *Builder) buildTarget(ctx context.Context, t target.Target) (Result, error) {
+func (b *Builder) buildTarget(ctx context.Context, t target.Target) (artifact.Artifact, error) {
 	start := time.Now()
 	// The terminal view starts the target's progress bar on this.
 	b.Log.Debug("building", "target", t.ID())
 	work := filepath.Join(b.Dist, ".work", t.ID())
 	if err := os.RemoveAll(work); err != nil {
-		return Result{}, err
+		return artifact.Artifact{}, err
 	}
 	defer os.RemoveAll(work)
 	root := filepath.Join(work, b.Config.Name)
 	if err := os.MkdirAll(root, 0o755); err != nil {
-		return Result{}, err
+		return artifact.Artifact{}, err
 	}
 	if err := stage(b.Config.Dir, root, b.Config.Files); err != nil {
-		return Result{}, fmt.Errorf("staging files: %w", err)
+		return artifact.Artifact{}, fmt.Errorf("staging files: %w", err)
 	}
 	if err := b.addExtras(ctx, t, root, b.extras); err != nil {
-		return Result{}, fmt.Errorf("adding extra files: %w", err)
+		return artifact.Artifact{}, fmt.Errorf("adding extra files: %w", err)
 	}
 	sitePackages := filepath.Join(root, "site-packages")
 	if b.Config.Layout == "bundled" {
 		if err := b.addInterpreter(ctx, t, root); err != nil {
-			return Result{}, fmt.Errorf("adding the interpreter: %w", err)
+			return artifact.Artifact{}, fmt.Errorf("adding the interpreter: %w", err)
 		}
 		sitePackages = filepath.Join(root, venvSitePackages(t.Python))
 	}
 	slimmed, err := b.addDeps(ctx, t, root, sitePackages)
 	if err != nil {
-		return Result{}, err
+		return artifact.Artifact{}, err
 	}
 	if err := b.checkSharedLibs(t, root); err != nil {
-		return Result{}, err
+		return artifact.Artifact{}, err
 	}
 	meta, err := b.stamp(t, root, sitePackages)
 	if err != nil {
-		return Result{}, fmt.Errorf("stamping: %w", err)
+		return artifact.Artifact{}, fmt.Errorf("stamping: %w", err)
 	}
 	entries, err := archive.Collect(root)
 	if err != nil {
-		return Result{}, err
+		return artifact.Artifact{}, err
 	}
 	entries, fill, err := withMetadata(entries, meta)
 	if err != nil {
-		return Result{}, err
+		return artifact.Artifact{}, err
 	}
 	file := t.FileStem(b.Config.Name, b.Config.Version.Literal) + b.Config.Extension()
 	path := filepath.Join(b.Dist, file)
@@ -170,7 +163,7 @@ func (b *Builder) buildTarget(ctx context.Context, t target.Target) (Result, err
 		return data, err
 	})
 	if err != nil {
-		return Result{}, err
+		return artifact.Artifact{}, err
 	}
 	if b.slimming() {
 		slimmed = append(slimmed, SlimResult{Rule: "identical files stored once", Files: digest.Linked.Files, Bytes: digest.Linked.Bytes})
@@ -178,25 +171,24 @@ func (b *Builder) buildTarget(ctx context.Context, t target.Target) (Result, err
 	b.logSlim(t, slimmed)
 	if max := int64(b.Config.Slim.MaxSize); max > 0 && digest.Size > max {
 		os.Remove(path)
-		return Result{}, fmt.Errorf("%s is %d bytes, over slim.max_size of %d bytes; what it holds:\n%s\nslim it further (slim.exclude_packages, fewer requirements) or raise slim.max_size",
+		return artifact.Artifact{}, fmt.Errorf("%s is %d bytes, over slim.max_size of %d bytes; what it holds:\n%s\nslim it further (slim.exclude_packages, fewer requirements) or raise slim.max_size",
 			file, digest.Size, max, SizeReport(entries, 15))
 	}
 	layers, err := b.writeLayers(ctx, t, root, layerEntries, metadata)
 	if err != nil {
-		return Result{}, err
+		return artifact.Artifact{}, err
 	}
 	a := artifact.Artifact{
-		Target: t, Version: b.Config.Version.Literal, File: file, Path: path,
+		Kind: artifact.Tarball, Target: t, Release: b.Release(), File: file, Path: path,
 		Format: archive.Format(b.Config.Format).MediaFormat(), Size: digest.Size, SHA256: digest.SHA256,
+		Layers: layers,
 	}
-	shard := manifest.Shard{Artifact: a.Entry(), Release: b.Release()}
-	shard.Layers = layers
-	if err := manifest.WriteFile(filepath.Join(b.Dist, "shards", t.ID()+".json"), shard); err != nil {
-		return Result{}, err
+	if err := manifest.WriteFile(filepath.Join(b.Dist, "shards", t.ID()+".json"), a.Shard()); err != nil {
+		return artifact.Artifact{}, err
 	}
 	b.Log.Info("built", "target", t.ID(), "file", path, "bytes", digest.Size, "sha256", digest.SHA256, "took", time.Since(start).Round(time.Millisecond))
 	b.Log.Info("largest packages", "target", t.ID(), "uncompressed", LargestPackages(entries, 5))
-	return Result{Artifact: a, Shard: shard}, nil
+	return a, nil
 }
 
 // addDeps installs (or copies, with deps.dir) the target's dependencies into

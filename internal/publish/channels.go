@@ -103,7 +103,16 @@ func wanted(cfg *config.Publish, names []string) (map[string]bool, error) {
 			return want, nil
 		}
 	}
-	return nil, errNoChannels
+	return nil, errNoChannels()
+}
+
+// errNoChannels is what Open says when the config configures nothing.
+func errNoChannels() error {
+	sections := make([]string, len(channels))
+	for i, name := range Names() {
+		sections[i] = "publish." + name
+	}
+	return fmt.Errorf("no channels: the config's publish section names none; add one of %s", strings.Join(sections, ", "))
 }
 
 func find(name string) (channel, bool) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/go-github/v75/github"
 
+	"github.com/runpod-workers/fwrelease/internal/artifact"
 	"github.com/runpod-workers/fwrelease/internal/insecure"
 )
 
@@ -91,7 +92,7 @@ func (g *GitHub) URL(key string) string {
 	return fmt.Sprintf("%s/%s/%s/releases/download/%s/%s", g.DownloadURL, g.Owner, g.Repo, strings.Trim(tag, "/"), url.PathEscape(file))
 }
 
-func (g *GitHub) Preflight(objs []Object) error {
+func (g *GitHub) Preflight(objs []artifact.Artifact) error {
 	for _, o := range objs {
 		if o.Size > MaxGitHubAsset {
 			return fmt.Errorf("%s is %d bytes, over GitHub's 2 GiB limit for a release asset; publish it to S3 or OCI instead (--to s3, --to oci)", o.Path, o.Size)
@@ -100,8 +101,16 @@ func (g *GitHub) Preflight(objs []Object) error {
 	return nil
 }
 
-func (g *GitHub) Publish(ctx context.Context, obj Object) (string, error) {
-	if err := g.Preflight([]Object{obj}); err != nil {
+func (g *GitHub) Publish(ctx context.Context, obj artifact.Artifact) (artifact.Location, error) {
+	u, err := g.publish(ctx, obj)
+	if err != nil {
+		return artifact.Location{}, err
+	}
+	return artifact.Location{Channel: g.Name(), URL: u}, nil
+}
+
+func (g *GitHub) publish(ctx context.Context, obj artifact.Artifact) (string, error) {
+	if err := g.Preflight([]artifact.Artifact{obj}); err != nil {
 		return "", err
 	}
 	tag, file := obj.Tag(), obj.File
@@ -138,7 +147,7 @@ func (g *GitHub) Publish(ctx context.Context, obj Object) (string, error) {
 
 // upload sends the asset; a 422 already_exists after a retry means an
 // earlier attempt landed, which counts if its digest is ours.
-func (g *GitHub) upload(ctx context.Context, rel *github.RepositoryRelease, file string, obj Object) error {
+func (g *GitHub) upload(ctx context.Context, rel *github.RepositoryRelease, file string, obj artifact.Artifact) error {
 	err := g.call(ctx, "uploading "+file, func() (*github.Response, error) {
 		f, err := os.Open(obj.Path)
 		if err != nil {
@@ -363,8 +372,6 @@ func nonEmpty(s string) *string {
 	}
 	return &s
 }
-
-var _ Reader = (*GitHub)(nil)
 
 // Fetch downloads the asset named by key ("v1.2.0/file") through the API,
 // which works for drafts too.

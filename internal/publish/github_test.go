@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/runpod-workers/fwrelease/internal/artifact"
+	"github.com/runpod-workers/fwrelease/internal/manifest"
 	"github.com/runpod-workers/fwrelease/internal/testserver"
 )
 
@@ -27,7 +28,7 @@ func TestGitHubRelease(t *testing.T) {
 	ctx := context.Background()
 	srv := testserver.StartGitHub(t, testToken)
 	dir := t.TempDir()
-	objs := []Object{
+	objs := []artifact.Artifact{
 		writeObject(t, dir, "flash-worker-v1.2.0-py3.11-linux-x86_64.tar.gz", []byte("tarball one")),
 		writeObject(t, dir, "flash-worker-v1.2.0-py3.12-linux-x86_64.tar.gz", []byte("tarball two")),
 		writeObject(t, dir, "manifest.json", []byte(`{"schema_version":1}`)),
@@ -38,12 +39,12 @@ func TestGitHubRelease(t *testing.T) {
 	srv.Set(func(g *testserver.GitHub) { g.Fail5xx, g.SecondaryRateLimit, g.DropUploads = 2, 1, 1 })
 	g := newGitHub(t, srv, testToken)
 	for _, o := range objs {
-		u, err := g.Publish(ctx, o)
+		at, err := g.Publish(ctx, o)
 		if err != nil {
 			t.Fatalf("publishing %s: %v", o.Key(), err)
 		}
-		if want := srv.URL + "/runpod-workers/flash/releases/download/" + o.Key(); u != want {
-			t.Errorf("URL %s, want %s", u, want)
+		if want := srv.URL + "/runpod-workers/flash/releases/download/" + o.Key(); at.URL != want || at.Channel != "github" {
+			t.Errorf("location %+v, want %s on github", at, want)
 		}
 	}
 	srv.Set(func(g *testserver.GitHub) {
@@ -103,8 +104,8 @@ func TestGitHubRelease(t *testing.T) {
 	})
 
 	t.Run("over 2 GiB is refused before any request", func(t *testing.T) {
-		huge := Object{Artifact: artifact.Artifact{File: "huge.tar.gz", Version: "1.3.0", Path: "/nonexistent/huge.tar.gz", Size: 3 << 30}}
-		err := newGitHub(t, srv, testToken).Preflight([]Object{objs[0], huge})
+		huge := artifact.Artifact{File: "huge.tar.gz", Release: manifest.Release{Version: "1.3.0"}, Path: "/nonexistent/huge.tar.gz", Size: 3 << 30}
+		err := newGitHub(t, srv, testToken).Preflight([]artifact.Artifact{objs[0], huge})
 		if err == nil || !strings.Contains(err.Error(), "huge.tar.gz") || !strings.Contains(err.Error(), "S3 or OCI") {
 			t.Errorf("error %v", err)
 		}

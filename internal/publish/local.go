@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/runpod-workers/fwrelease/internal/archive"
+	"github.com/runpod-workers/fwrelease/internal/artifact"
 	"github.com/runpod-workers/fwrelease/internal/atomicfile"
 )
 
@@ -20,14 +21,13 @@ type Local struct {
 	Replace bool
 }
 
-var _ Publisher = (*Local)(nil)
-
-func (l *Local) Name() string { return "local" }
-
 var (
+	_ Publisher   = (*Local)(nil)
 	_ Reader      = (*Local)(nil)
 	_ LatestMover = (*Local)(nil)
 )
+
+func (l *Local) Name() string { return "local" }
 
 func (l *Local) path(key string) string { return filepath.Join(l.Dir, filepath.FromSlash(key)) }
 
@@ -58,21 +58,21 @@ func (l *Local) MoveLatest(ctx context.Context, version string, body []byte) (bo
 	return true, atomicfile.Write(p, body, 0o644)
 }
 
-func (l *Local) Publish(ctx context.Context, obj Object) (string, error) {
+func (l *Local) Publish(ctx context.Context, obj artifact.Artifact) (artifact.Location, error) {
 	dst := l.path(obj.Key())
-	u := l.URL(obj.Key())
+	at := artifact.Location{Channel: l.Name(), URL: l.URL(obj.Key())}
 	if have, err := archive.FileSHA256(dst); err == nil {
 		if have == obj.SHA256 {
-			return u, nil
+			return at, nil
 		}
 		if !l.Replace {
-			return "", fmt.Errorf("publishing %s to %s: %w (there: sha256 %s, ours: sha256 %s); pass --replace to overwrite", obj.Key(), dst, ErrExists, have, obj.SHA256)
+			return artifact.Location{}, fmt.Errorf("publishing %s to %s: %w (there: sha256 %s, ours: sha256 %s); pass --replace to overwrite", obj.Key(), dst, ErrExists, have, obj.SHA256)
 		}
 	}
 	if err := copyAtomic(ctx, obj.Path, dst); err != nil {
-		return "", fmt.Errorf("publishing %s to %s: %w", obj.Key(), dst, err)
+		return artifact.Location{}, fmt.Errorf("publishing %s to %s: %w", obj.Key(), dst, err)
 	}
-	return u, nil
+	return at, nil
 }
 
 func copyAtomic(ctx context.Context, src, dst string) error {

@@ -28,6 +28,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/runpod-workers/fwrelease/internal/artifact"
 	"github.com/runpod-workers/fwrelease/internal/insecure"
 	"github.com/runpod-workers/fwrelease/internal/redact"
 )
@@ -63,14 +64,13 @@ type OCI struct {
 }
 
 var (
-	_ Publisher  = (*OCI)(nil)
-	_ Referencer = (*OCI)(nil)
-	_ Indexer    = (*OCI)(nil)
+	_ Publisher = (*OCI)(nil)
+	_ Indexer   = (*OCI)(nil)
 )
 
 // ociStore is where blobs and manifests go: a registry or a layout.
 type ociStore interface {
-	writeBlob(ctx context.Context, digest v1.Hash, size int64, mediaType string, open func() (io.ReadCloser, error)) error
+	writeBlob(ctx context.Context, digest v1.Hash, size int64, mediaType string, c content) error
 	putManifest(ctx context.Context, tag string, mediaType types.MediaType, raw []byte) error
 	tagged(ctx context.Context, tag string) (v1.Hash, bool, error)
 	hasReferrer(ctx context.Context, subject v1.Hash, artifactType string) (bool, error)
@@ -112,37 +112,38 @@ func NewOCILayout(dir string) (*OCI, error) {
 
 func (o *OCI) Name() string { return "oci" }
 
-// References says the URL Publish returns for an artifact is a reference,
-// repository@sha256:….
-func (o *OCI) References() bool { return true }
-
-// Publish pushes an artifact as a tagged artifact manifest and returns its
-// reference, and attaches a signature to the artifact it signs. Other files
-// (the release manifest) are not the registry's to carry.
-func (o *OCI) Publish(ctx context.Context, obj Object) (string, error) {
-	switch obj.Kind {
-	case KindArtifact:
-		return o.push(ctx, obj)
-	case KindSignature:
-		subject, ok := o.pushed[obj.Signs]
-		if !ok {
-			return "", nil
+// Publish pushes a tarball as a tagged artifact manifest and returns its
+// reference, and attaches a signature to the tarball it signs, which this
+// run must have pushed. Other files (the release manifest, and so its
+// signature) are not the registry's to carry.
+func (o *OCI) Publish(ctx context.Context, a artifact.Artifact) (artifact.Location, error) {
+	switch {
+	case a.Kind == artifact.Tarball:
+		ref, err := o.push(ctx, a)
+		if err != nil {
+			return artifact.Location{}, err
 		}
-		if err := o.pushSignature(ctx, subject, obj); err != nil {
-			return "", fmt.Errorf("attaching the signature %s: %w", obj.File, err)
+		return artifact.Location{Channel: o.Name(), URL: ref, Ref: true}, nil
+	case a.Kind == artifact.Signature && a.Signs != nil && a.Signs.Kind == artifact.Tarball:
+		subject, ok := o.pushed[a.Signs.Key()]
+		if !ok {
+			return artifact.Location{}, fmt.Errorf("attaching the signature %s: %s was not pushed to %s in this run; publish the artifacts first", a.File, a.Signs.File, o.Repository)
+		}
+		if err := o.pushSignature(ctx, subject, a); err != nil {
+			return artifact.Location{}, fmt.Errorf("attaching the signature %s: %w", a.File, err)
 		}
 	}
-	return "", nil
+	return artifact.Location{}, nil
 }
 
-// push pushes one artifact and returns its reference.
-func (o *OCI) push(ctx context.Context, a Object) (string, error) {
+// push pushes one tarball and returns its reference.
+func (o *OCI) push(ctx context.Context, a artifact.Artifact) (string, error) {
 	layerType, artifactType := layerTypeGzip, ArtifactTypeGzip
 	if a.Format == "tar+zstd" {
 		layerType, artifactType = layerTypeZstd, ArtifactTypeZstd
 	}
 	tarDigest := v1.Hash{Algorithm: "sha256", Hex: a.SHA256}
-	if err := o.store.writeBlob(ctx, tarDigest, a.Size, layerType, opener(a.Path)); err != nil {
+	if err := o.store.writeBlob(ctx, tarDigest, a.Size, layerType, content{path: a.Path}); err != nil {
 		return "", fmt.Errorf("pushing %s: %w", a.File, err)
 	}
 	configDesc, err := o.writeEmptyConfig(ctx)
@@ -154,10 +155,10 @@ func (o *OCI) push(ctx context.Context, a Object) (string, error) {
 		Config: configDesc,
 		Layers: []v1.Descriptor{{MediaType: types.MediaType(layerType), Digest: tarDigest, Size: a.Size, Annotations: map[string]string{titleAnnotation: a.File}}},
 		Annotations: map[string]string{
-			"org.opencontainers.image.version":  a.Version,
+			"org.opencontainers.image.version":  a.Release.Version,
 			"org.opencontainers.image.source":   o.Source,
-			"org.opencontainers.image.revision": a.Revision,
-			"org.opencontainers.image.created":  a.Created,
+			"org.opencontainers.image.revision": a.Release.Source.Commit,
+			"org.opencontainers.image.created":  a.Release.Created,
 			targetAnnotation:                    a.Target.ID(),
 		},
 	}
@@ -191,7 +192,7 @@ func (o *OCI) push(ctx context.Context, a Object) (string, error) {
 
 // pushSignature attaches a bundle as a referrer of subject, unless one is
 // attached already (signatures differ run to run; one valid one is enough).
-func (o *OCI) pushSignature(ctx context.Context, subject v1.Descriptor, bundle Object) error {
+func (o *OCI) pushSignature(ctx context.Context, subject v1.Descriptor, bundle artifact.Artifact) error {
 	has, err := o.store.hasReferrer(ctx, subject.Digest, BundleArtifactType)
 	if err != nil || has {
 		return err
@@ -201,7 +202,7 @@ func (o *OCI) pushSignature(ctx context.Context, subject v1.Descriptor, bundle O
 		return err
 	}
 	bd := v1.Hash{Algorithm: "sha256", Hex: bundle.SHA256}
-	if err := o.store.writeBlob(ctx, bd, bundle.Size, BundleArtifactType, opener(bundle.Path)); err != nil {
+	if err := o.store.writeBlob(ctx, bd, bundle.Size, BundleArtifactType, content{path: bundle.Path}); err != nil {
 		return err
 	}
 	sub := v1.Descriptor{MediaType: subject.MediaType, Digest: subject.Digest, Size: subject.Size}
@@ -239,7 +240,7 @@ func (o *OCI) writeEmptyConfig(ctx context.Context) (v1.Descriptor, error) {
 	}
 	sum := sha256.Sum256(emptyConfig)
 	d := v1.Descriptor{MediaType: emptyConfigType, Digest: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}, Size: int64(len(emptyConfig)), Data: emptyConfig}
-	if err := o.store.writeBlob(ctx, d.Digest, d.Size, emptyConfigType, func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(emptyConfig)), nil }); err != nil {
+	if err := o.store.writeBlob(ctx, d.Digest, d.Size, emptyConfigType, content{data: emptyConfig}); err != nil {
 		return v1.Descriptor{}, err
 	}
 	o.config = &d
@@ -276,8 +277,18 @@ func encode(v any) ([]byte, v1.Descriptor, error) {
 	return raw, v1.Descriptor{MediaType: mt, Size: int64(len(raw)), Digest: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}}, nil
 }
 
-func opener(path string) func() (io.ReadCloser, error) {
-	return func() (io.ReadCloser, error) { return os.Open(path) }
+// content is a blob's bytes: a file's (which a layout links rather than
+// copies), or data in memory.
+type content struct {
+	path string
+	data []byte
+}
+
+func (c content) open() (io.ReadCloser, error) {
+	if c.path != "" {
+		return os.Open(c.path)
+	}
+	return io.NopCloser(bytes.NewReader(c.data)), nil
 }
 
 // registryStore talks to a registry with go-containerregistry.
@@ -290,8 +301,8 @@ func (r *registryStore) opts(ctx context.Context) []remote.Option {
 	return []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(redact.Keychain(authn.DefaultKeychain)), remote.WithTransport(r.transport)}
 }
 
-func (r *registryStore) writeBlob(ctx context.Context, digest v1.Hash, size int64, mediaType string, open func() (io.ReadCloser, error)) error {
-	l, err := partial.CompressedToLayer(&blob{digest: digest, size: size, mediaType: types.MediaType(mediaType), open: open})
+func (r *registryStore) writeBlob(ctx context.Context, digest v1.Hash, size int64, mediaType string, c content) error {
+	l, err := partial.CompressedToLayer(&blob{digest: digest, size: size, mediaType: types.MediaType(mediaType), open: c.open})
 	if err != nil {
 		return err
 	}
@@ -384,12 +395,17 @@ type layoutStore struct {
 	path layout.Path
 }
 
-func (l *layoutStore) writeBlob(_ context.Context, digest v1.Hash, _ int64, _ string, open func() (io.ReadCloser, error)) error {
-	if rc, err := l.path.Blob(digest); err == nil {
-		rc.Close()
+func (l *layoutStore) writeBlob(_ context.Context, digest v1.Hash, _ int64, _ string, c content) error {
+	dst := filepath.Join(string(l.path), "blobs", digest.Algorithm, digest.Hex)
+	if _, err := os.Stat(dst); err == nil {
 		return nil
 	}
-	rc, err := open()
+	// A file already holds the blob's bytes (its digest taken as it was
+	// written): link it in, rather than read a multi-GiB tarball again.
+	if c.path != "" && os.MkdirAll(filepath.Dir(dst), 0o755) == nil && os.Link(c.path, dst) == nil {
+		return nil
+	}
+	rc, err := c.open()
 	if err != nil {
 		return err
 	}

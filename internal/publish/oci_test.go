@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/runpod-workers/fwrelease/internal/artifact"
 	"github.com/runpod-workers/fwrelease/internal/target"
 )
 
@@ -36,7 +38,7 @@ func inProcessRegistry(t *testing.T) (host string, uploads *atomic.Int32) {
 
 // ociObjects are one target's tarball and signature, as a release step
 // describes them to every channel.
-type ociObjects struct{ art, sig Object }
+type ociObjects struct{ art, sig artifact.Artifact }
 
 func ociArtifact(t *testing.T, dir, id, content string) ociObjects {
 	obj := writeObject(t, dir, "flash-worker-v1.2.0-"+id+".tar.gz", []byte(content))
@@ -45,21 +47,23 @@ func ociArtifact(t *testing.T, dir, id, content string) ociObjects {
 	if tg.ID() != id {
 		t.Fatalf("target %s read as %s", id, tg)
 	}
-	obj.Kind, obj.Target, obj.Format = KindArtifact, tg, "tar+gzip"
-	obj.Revision, obj.Created = strings.Repeat("a", 40), "2026-01-01T00:00:00Z"
-	sig := writeObject(t, dir, obj.File+".sigstore.json", []byte(`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"}`))
-	sig.Kind, sig.Target, sig.Signs = KindSignature, tg, obj.Key()
-	return ociObjects{obj, sig}
+	obj.Kind, obj.Target, obj.Format = artifact.Tarball, tg, "tar+gzip"
+	obj.Release.Source.Commit, obj.Release.Created = strings.Repeat("a", 40), "2026-01-01T00:00:00Z"
+	obj.SignedBy(writeObject(t, dir, obj.File+".sigstore.json", []byte(`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"}`)))
+	return ociObjects{obj, *obj.Signature}
 }
 
 // push publishes the tarball, then its signature, as a release does.
 func (a ociObjects) push(ctx context.Context, o *OCI) (string, error) {
-	ref, err := o.Publish(ctx, a.art)
+	at, err := o.Publish(ctx, a.art)
 	if err != nil {
 		return "", err
 	}
+	if !at.Ref || at.Channel != "oci" {
+		return "", fmt.Errorf("location %+v, want a reference on oci", at)
+	}
 	_, err = o.Publish(ctx, a.sig)
-	return ref, err
+	return at.URL, err
 }
 
 func newOCI(t *testing.T, repo string) *OCI {
@@ -100,7 +104,7 @@ func TestOCIPushAndRepublish(t *testing.T) {
 	var m ociManifest
 	json.Unmarshal(desc.Manifest, &m)
 	if m.ArtifactType != ArtifactTypeGzip || m.Config.MediaType != emptyConfigType || len(m.Layers) != 1 ||
-		m.Layers[0].Annotations[titleAnnotation] != a.art.File || m.Annotations["org.opencontainers.image.created"] != a.art.Created ||
+		m.Layers[0].Annotations[titleAnnotation] != a.art.File || m.Annotations["org.opencontainers.image.created"] != a.art.Release.Created ||
 		m.Annotations["org.opencontainers.image.source"] != o.Source {
 		t.Errorf("artifact manifest: %s", desc.Manifest)
 	}

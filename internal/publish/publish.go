@@ -3,9 +3,9 @@
 // at a half-published release; docs/publish.md is the order it keeps.
 //
 // A channel is a Publisher, made from its config section by one line of
-// the table in channels.go; what only some channels can do is one of the
-// optional interfaces below, which a release step asks for with a type
-// assertion.
+// the table in channels.go. What only some channels do is one of the
+// optional interfaces below; only Set (set.go) asks for them, so the
+// release steps call one concrete type and never assert.
 package publish
 
 import (
@@ -18,49 +18,27 @@ import (
 	"github.com/runpod-workers/fwrelease/internal/artifact"
 )
 
-// Object is one file to publish, described once for every channel: the
-// file channels store it under its Key, GitHub under its release's Tag,
-// the OCI registry as an artifact (a tarball) or a referrer (its
-// signature).
-type Object struct {
-	artifact.Artifact
-	Kind  Kind
-	Signs string // signatures: the Key of the artifact signed
-	// Revision and Created annotate an artifact where the channel keeps
-	// metadata (OCI): the source commit, and the release's pinned time.
-	Revision, Created string
-}
-
-// Kind says what an Object is to a channel that treats kinds differently.
-type Kind int
-
-const (
-	KindFile      Kind = iota // the manifest, or any other file
-	KindArtifact              // a target's tarball
-	KindSignature             // a Sigstore bundle
-)
-
 // Publisher is a channel.
 type Publisher interface {
 	// Name is the channel's name in the config and in messages ("local").
 	Name() string
-	// Publish stores obj if it is not there yet and returns its URL ("" for
-	// an object the channel does not carry). The same bytes already there
-	// are a no-op; different bytes are ErrExists unless the publisher was
-	// made to replace.
-	Publish(ctx context.Context, obj Object) (url string, err error)
+	// Publish stores a if it is not there yet and returns where it is (the
+	// zero Location for a kind the channel does not carry). The same bytes
+	// already there are a no-op; different bytes are ErrExists unless the
+	// publisher was made to replace.
+	Publish(ctx context.Context, a artifact.Artifact) (artifact.Location, error)
 }
 
 // ErrExists is returned when a name is taken by different bytes.
 var ErrExists = errors.New("already published with different content")
 
-// What only some channels do. Release steps ask for them with a type
-// assertion, and multi passes each on to the channels that have it.
+// What only some channels do; Set passes each on to the channels that
+// have it.
 type (
-	// Preflighter checks every object before any is published (GitHub's
+	// Preflighter checks every artifact before any is published (GitHub's
 	// 2 GiB limit).
 	Preflighter interface {
-		Preflight(objs []Object) error
+		Preflight(arts []artifact.Artifact) error
 	}
 
 	// Reader is a channel that can hand back what it holds: a re-run uses it
@@ -68,13 +46,6 @@ type (
 	Reader interface {
 		Fetch(ctx context.Context, key string) (io.ReadCloser, error)
 		URL(key string) string
-	}
-
-	// Referencer is a channel whose answer for an artifact is a content
-	// reference (repository@sha256:…), which the manifest keeps in its
-	// `oci` field rather than among the download URLs.
-	Referencer interface {
-		References() bool
 	}
 
 	// Indexer ties every artifact of a release together once they are all
@@ -108,32 +79,33 @@ func Newer(a, b string) bool {
 	return semver.Compare("v"+a, "v"+b) > 0
 }
 
-// DryRun wraps a channel and publishes nothing: it logs what it would do
-// and answers with the URL the object would have. It checks what the
-// channel would refuse (Preflighter), and nothing else optional.
-type DryRun struct {
-	Inner Publisher
-	Log   func(msg string, args ...any)
+// dryRun is a channel that publishes nothing: it logs what it would do and
+// answers with the URL the artifact would have. It checks what the channel
+// would refuse (Preflighter), and has nothing else optional, so a dry run
+// neither finalizes nor moves latest.
+type dryRun struct {
+	inner Publisher
+	log   func(msg string, args ...any)
 }
 
 var (
-	_ Publisher   = (*DryRun)(nil)
-	_ Preflighter = (*DryRun)(nil)
+	_ Publisher   = (*dryRun)(nil)
+	_ Preflighter = (*dryRun)(nil)
 )
 
-func (d *DryRun) Name() string { return d.Inner.Name() }
+func (d *dryRun) Name() string { return d.inner.Name() }
 
-func (d *DryRun) Publish(_ context.Context, obj Object) (string, error) {
-	d.Log("would publish", "channel", d.Inner.Name(), "key", obj.Key(), "bytes", obj.Size, "sha256", obj.SHA256)
-	if r, ok := d.Inner.(Reader); ok {
-		return r.URL(obj.Key()), nil
+func (d *dryRun) Publish(_ context.Context, a artifact.Artifact) (artifact.Location, error) {
+	d.log("would publish", "channel", d.inner.Name(), "key", a.Key(), "bytes", a.Size, "sha256", a.SHA256)
+	if r, ok := d.inner.(Reader); ok {
+		return artifact.Location{Channel: d.inner.Name(), URL: r.URL(a.Key())}, nil
 	}
-	return "", nil
+	return artifact.Location{}, nil
 }
 
-func (d *DryRun) Preflight(objs []Object) error {
-	if p, ok := d.Inner.(Preflighter); ok {
-		return p.Preflight(objs)
+func (d *dryRun) Preflight(arts []artifact.Artifact) error {
+	if p, ok := d.inner.(Preflighter); ok {
+		return p.Preflight(arts)
 	}
 	return nil
 }

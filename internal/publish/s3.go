@@ -26,6 +26,8 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/runpod-workers/fwrelease/internal/artifact"
 )
 
 // S3 publishes to a bucket under {prefix}/v{version}/{file}. Objects are
@@ -61,7 +63,11 @@ type S3 struct {
 	Uploaded int64
 }
 
-var _ Publisher = (*S3)(nil)
+var (
+	_ Publisher   = (*S3)(nil)
+	_ Reader      = (*S3)(nil)
+	_ LatestMover = (*S3)(nil)
+)
 
 const (
 	shaMetaKey     = "sha256" // x-amz-meta-sha256: the whole object's hex sha256
@@ -78,7 +84,15 @@ func (p *S3) URL(key string) string {
 	return base + "/" + (&url.URL{Path: p.key(key)}).EscapedPath()
 }
 
-func (p *S3) Publish(ctx context.Context, obj Object) (string, error) {
+func (p *S3) Publish(ctx context.Context, obj artifact.Artifact) (artifact.Location, error) {
+	u, err := p.publish(ctx, obj)
+	if err != nil {
+		return artifact.Location{}, err
+	}
+	return artifact.Location{Channel: p.Name(), URL: u}, nil
+}
+
+func (p *S3) publish(ctx context.Context, obj artifact.Artifact) (string, error) {
 	key := p.key(obj.Key())
 	where := fmt.Sprintf("s3://%s/%s", p.Bucket, key)
 	have, exists, err := p.remoteSHA256(ctx, key)
@@ -109,8 +123,10 @@ func (p *S3) Publish(ctx context.Context, obj Object) (string, error) {
 				return "", refused(have)
 			}
 			p.logger().Warn("a conditional write was refused, but the object holds our bytes (a retried write whose first response was lost)", "object", where)
+			// That read was the read-back; and, as below, an upload is
+			// counted once it is judged ours.
 			p.Uploaded += obj.Size
-			return p.URL(obj.Key()), nil // that read was the read-back
+			return p.URL(obj.Key()), nil
 		}
 	}
 	if err != nil {
@@ -121,6 +137,7 @@ func (p *S3) Publish(ctx context.Context, obj Object) (string, error) {
 	if err != nil || !ok || got != obj.SHA256 {
 		return "", fmt.Errorf("reading back %s: sha256 %s, want %s (%v)", where, got, obj.SHA256, err)
 	}
+	p.Uploaded += obj.Size
 	p.logger().Info("uploaded", "object", where, "bytes", obj.Size)
 	return p.URL(obj.Key()), nil
 }
@@ -171,7 +188,7 @@ func (p *S3) remoteSHA256(ctx context.Context, key string) (string, bool, error)
 	return hex.EncodeToString(h.Sum(nil)), true, nil
 }
 
-func (p *S3) put(ctx context.Context, key string, obj Object, replacing bool) error {
+func (p *S3) put(ctx context.Context, key string, obj artifact.Artifact, replacing bool) error {
 	f, err := os.Open(obj.Path)
 	if err != nil {
 		return err
@@ -192,16 +209,12 @@ func (p *S3) put(ctx context.Context, key string, obj Object, replacing bool) er
 		in.IfNoneMatch = aws.String("*")
 	}
 	_, err = p.Client.PutObject(ctx, in, withPayloadHash(obj.SHA256))
-	if err != nil {
-		return err
-	}
-	p.Uploaded += obj.Size
-	return nil
+	return err
 }
 
 // multipart uploads obj in parts read straight from the file, several at
 // a time, and aborts the upload on any failure so none is left open.
-func (p *S3) multipart(ctx context.Context, key string, obj Object, replacing bool) error {
+func (p *S3) multipart(ctx context.Context, key string, obj artifact.Artifact, replacing bool) error {
 	created, err := p.Client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket:            &p.Bucket,
 		Key:               &key,
@@ -243,7 +256,7 @@ func (p *S3) multipart(ctx context.Context, key string, obj Object, replacing bo
 	return nil
 }
 
-func (p *S3) uploadParts(ctx context.Context, key, uploadID string, obj Object) ([]types.CompletedPart, error) {
+func (p *S3) uploadParts(ctx context.Context, key, uploadID string, obj artifact.Artifact) ([]types.CompletedPart, error) {
 	f, err := os.Open(obj.Path)
 	if err != nil {
 		return nil, err
@@ -283,7 +296,6 @@ func (p *S3) uploadParts(ctx context.Context, key, uploadID string, obj Object) 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	p.Uploaded += obj.Size
 	return parts, nil
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/runpod-workers/fwrelease/internal/artifact"
+	"github.com/runpod-workers/fwrelease/internal/manifest"
 	"github.com/runpod-workers/fwrelease/internal/testserver"
 )
 
@@ -34,18 +35,18 @@ func newS3(t *testing.T, endpoint string) *S3 {
 	return p
 }
 
-func writeObject(t *testing.T, dir, name string, data []byte) Object {
+func writeObject(t *testing.T, dir, name string, data []byte) artifact.Artifact {
 	t.Helper()
 	p := filepath.Join(dir, name)
 	if err := os.WriteFile(p, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(data)
-	return Object{Artifact: artifact.Artifact{Version: "1.2.0", File: name, Path: p, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}}
+	return artifact.Artifact{Release: manifest.Release{Version: "1.2.0"}, File: name, Path: p, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}
 }
 
 // randomObject writes size incompressible bytes to a file named name.
-func randomObject(t *testing.T, name string, size int) ([]byte, Object) {
+func randomObject(t *testing.T, name string, size int) ([]byte, artifact.Artifact) {
 	t.Helper()
 	data := make([]byte, size)
 	rand.Read(data)
@@ -93,12 +94,12 @@ func TestS3PublishAgainstVersity(t *testing.T) {
 	obj := writeObject(t, dir, "flash-worker-v1.2.0-py3.11-linux-x86_64.tar.gz", []byte("tarball bytes"))
 
 	p := newS3(t, srv.Endpoint)
-	u, err := p.Publish(ctx, obj)
+	at, err := p.Publish(ctx, obj)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := srv.Endpoint + "/releases/flash-worker/v1.2.0/flash-worker-v1.2.0-py3.11-linux-x86_64.tar.gz"; u != want {
-		t.Errorf("URL %s, want %s", u, want)
+	if want := srv.Endpoint + "/releases/flash-worker/v1.2.0/flash-worker-v1.2.0-py3.11-linux-x86_64.tar.gz"; at.URL != want || at.Channel != "s3" || at.Ref {
+		t.Errorf("location %+v, want %s on s3", at, want)
 	}
 	data, out := getObject(t, p, "flash-worker/"+obj.Key())
 	if string(data) != "tarball bytes" {
@@ -108,9 +109,9 @@ func TestS3PublishAgainstVersity(t *testing.T) {
 		t.Errorf("Content-Type %q, Cache-Control %q", ct, cc)
 	}
 	// A plain GET over HTTP, as the start command does, sees the same.
-	plain, hdr := plainGET(t, p, u)
+	plain, hdr := plainGET(t, p, at.URL)
 	if string(plain) != "tarball bytes" || hdr.Get("Content-Type") != "application/gzip" || hdr.Get("Cache-Control") != immutableCache {
-		t.Errorf("plain GET %s: %q, Content-Type %q, Cache-Control %q", u, plain, hdr.Get("Content-Type"), hdr.Get("Cache-Control"))
+		t.Errorf("plain GET %s: %q, Content-Type %q, Cache-Control %q", at.URL, plain, hdr.Get("Content-Type"), hdr.Get("Cache-Control"))
 	}
 	if p.Uploaded != obj.Size {
 		t.Errorf("uploaded %d bytes, want %d", p.Uploaded, obj.Size)

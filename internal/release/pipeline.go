@@ -7,7 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/runpod-workers/fwrelease/internal/build"
+	"github.com/runpod-workers/fwrelease/internal/artifact"
 	"github.com/runpod-workers/fwrelease/internal/publish"
 	"github.com/runpod-workers/fwrelease/internal/sign"
 	"github.com/runpod-workers/fwrelease/internal/target"
@@ -21,18 +21,16 @@ import (
 
 // Builder builds targets into a release's dist (*build.Builder).
 type Builder interface {
-	Build(ctx context.Context, targets []target.Target) ([]build.Result, error)
+	Build(ctx context.Context, targets []target.Target) ([]artifact.Artifact, error)
 }
 
 // Publishing is what the publishing steps are handed: the channels (from
-// publish.Open, or a snapshot's), the signer, and the checker that lets a
-// re-run keep a signature already published.
+// publish.Open, or a snapshot's; a dry run's publish nothing), the signer,
+// and the checker that lets a re-run keep a signature already published.
 type Publishing struct {
-	Channels []publish.Publisher
+	Channels *publish.Set
 	Signer   *sign.Signer
 	Verifier BundleChecker // nil: a published signature with other bytes is an error
-	DryRun   bool          // Channels are publish.DryRun wrappers: no finalize, no latest
-	Log      *slog.Logger
 }
 
 // Full builds every target, signs, and publishes to every channel.
@@ -51,10 +49,20 @@ func PublishOnly(r *Release, p Publishing) []Step {
 	}, publishing(r, p)...)
 }
 
-// Snapshot is a full release into dist/ only: the channels are
-// SnapshotChannels, the signer SnapshotSigner's ephemeral key.
-func Snapshot(r *Release, b Builder, targets []target.Target, p Publishing) []Step {
-	return Full(r, b, targets, p)
+// Snapshot is a full release into r.Dist only: the local tree dist/local
+// and an OCI layout dist/oci (SnapshotChannels), signed with an ephemeral
+// key whose public half is dist/snapshot.pub (SnapshotSigner). source is
+// the repository's URL, for the OCI source annotation.
+func Snapshot(ctx context.Context, r *Release, b Builder, targets []target.Target, source string, log *slog.Logger) ([]Step, error) {
+	signer, err := SnapshotSigner(ctx, r.Dist)
+	if err != nil {
+		return nil, err
+	}
+	pubs, err := SnapshotChannels(r.Dist, source)
+	if err != nil {
+		return nil, err
+	}
+	return Full(r, b, targets, Publishing{Channels: publish.NewSet(log, pubs...), Signer: signer}), nil
 }
 
 // SnapshotChannels are the local tree dist/local and an OCI layout in
@@ -100,23 +108,19 @@ func SnapshotSigner(ctx context.Context, dist string) (*sign.Signer, error) {
 	return s, nil
 }
 
-// publishing are the steps after signing.
+// publishing are the steps after signing. A dry run's channels neither
+// finalize nor move latest, so those steps do nothing there.
 func publishing(r *Release, p Publishing) []Step {
-	all := publish.Multi(p.Log, p.Channels...)
-	steps := []Step{&PreflightStep{Channels: all, Release: r}}
-	for _, ch := range p.Channels {
+	steps := []Step{&PreflightStep{Channels: p.Channels, Release: r}}
+	for _, ch := range p.Channels.Channels() {
 		steps = append(steps, &PublishStep{Publisher: ch, Release: r})
 	}
-	for _, ch := range p.Channels {
+	for _, ch := range p.Channels.Channels() {
 		steps = append(steps, &PublishStep{Publisher: ch, Release: r, Signatures: true, Verifier: p.Verifier})
 	}
-	steps = append(steps,
-		&IndexStep{Channels: all, Release: r},
-		&ManifestStep{Release: r, Signer: p.Signer, Verifier: p.Verifier, Publishers: p.Channels})
-	if p.DryRun {
-		return steps
-	}
 	return append(steps,
-		&FinalizeStep{Channels: all, Release: r},
-		&LatestStep{Channels: all, Release: r})
+		&IndexStep{Channels: p.Channels, Release: r},
+		&ManifestStep{Release: r, Signer: p.Signer, Verifier: p.Verifier, Publishers: p.Channels.Channels()},
+		&FinalizeStep{Channels: p.Channels, Release: r},
+		&LatestStep{Channels: p.Channels, Release: r})
 }

@@ -13,8 +13,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
-	"sync"
 	"time"
 
 	"github.com/sigstore/sigstore-go/pkg/bundle"
@@ -47,54 +45,25 @@ func Run(ctx context.Context, log *slog.Logger, steps []Step) error {
 	return nil
 }
 
-// Release is the state the steps hand on: what was built, where it went.
+// Release is the state the steps hand on: the tarballs built (or loaded),
+// their signatures, and where each was published. Shards and the manifest
+// are made from it only when they are written.
 type Release struct {
-	Dist     string            // where manifest.json and new files are written
-	Dirs     map[string]string // target ID → directory holding its files, when not Dist
-	Shards   []manifest.Shard
-	Manifest *manifest.Manifest
-}
-
-// dir is where a target's tarball and bundle are.
-func (r *Release) dir(id string) string {
-	if d, ok := r.Dirs[id]; ok {
-		return d
-	}
-	return r.Dist
+	Dist      string // where manifest.json and SHA256SUMS are written
+	Artifacts []artifact.Artifact
+	Manifest  *manifest.Manifest
 }
 
 // errNoManifest is what a step that needs the manifest says when the
 // manifest step has not run.
 var errNoManifest = errors.New("no manifest yet: the manifest step must run before this one")
 
-// artifact describes shard a's tarball as build did, checked against the
-// file on disk.
-func (r *Release) artifact(a *manifest.Shard) (publish.Object, error) {
-	want := artifact.FromShard(r.dir(a.Target.ID), *a)
-	obj, err := objectFor(r.dir(a.Target.ID), a.Release.Version, a.File)
-	if err != nil {
-		return obj, err
+// version is the release's version ("" before anything is built).
+func (r *Release) version() string {
+	if len(r.Artifacts) == 0 {
+		return ""
 	}
-	if obj.SHA256 != want.SHA256 || obj.Size != want.Size {
-		return obj, fmt.Errorf("%s is %d bytes sha256 %s, but its shard says %d bytes sha256 %s; rebuild it", obj.Path, obj.Size, obj.SHA256, want.Size, want.SHA256)
-	}
-	obj.Artifact, obj.Kind = want, publish.KindArtifact
-	obj.Revision, obj.Created = a.Release.Source.Commit, a.Release.Created
-	return obj, nil
-}
-
-// signature describes shard a's Sigstore bundle.
-func (r *Release) signature(a *manifest.Shard) (publish.Object, error) {
-	if a.Signature == nil {
-		return publish.Object{}, fmt.Errorf("%s is not signed; run fwrelease sign first", a.File)
-	}
-	obj, err := objectFor(r.dir(a.Target.ID), a.Release.Version, a.Signature.Bundle)
-	if err != nil {
-		return obj, err
-	}
-	signed := artifact.FromShard(r.dir(a.Target.ID), *a)
-	obj.Kind, obj.Signs, obj.Target = publish.KindSignature, signed.Key(), signed.Target
-	return obj, nil
+	return r.Artifacts[0].Release.Version
 }
 
 // BuildStep builds every target into the release's dist.
@@ -107,43 +76,29 @@ type BuildStep struct {
 func (s *BuildStep) String() string { return "build" }
 
 func (s *BuildStep) Run(ctx context.Context) error {
-	results, err := s.Builder.Build(ctx, s.Targets)
+	built, err := s.Builder.Build(ctx, s.Targets)
 	if err != nil {
 		return err
 	}
-	for _, r := range results {
-		s.Release.Shards = append(s.Release.Shards, r.Shard)
-	}
+	s.Release.Artifacts = append(s.Release.Artifacts, built...)
 	return nil
 }
 
 // PreflightStep lets every channel refuse what it cannot take (GitHub's
-// 2 GiB limit) before anything is uploaded anywhere. It needs the shards.
+// 2 GiB limit) before anything is uploaded anywhere.
 type PreflightStep struct {
-	Channels publish.Publisher // every channel, as publish.Multi
+	Channels *publish.Set
 	Release  *Release
 }
 
 func (s *PreflightStep) String() string { return "check the artifacts fit every channel" }
 
 func (s *PreflightStep) Run(ctx context.Context) error {
-	pf, ok := s.Channels.(publish.Preflighter)
-	if !ok {
-		return nil
-	}
-	var objs []publish.Object
-	for i := range s.Release.Shards {
-		obj, err := s.Release.artifact(&s.Release.Shards[i])
-		if err != nil {
-			return err
-		}
-		objs = append(objs, obj)
-	}
-	return pf.Preflight(objs)
+	return s.Channels.Preflight(s.Release.Artifacts)
 }
 
 // PublishStep puts every tarball (or, with Signatures, every tarball's
-// bundle) on one channel and records the URLs in the shards.
+// bundle) on one channel and records where it went.
 type PublishStep struct {
 	Publisher  publish.Publisher
 	Release    *Release
@@ -168,120 +123,76 @@ func (s *PublishStep) String() string {
 }
 
 func (s *PublishStep) Run(ctx context.Context) error {
-	_, references := s.Publisher.(publish.Referencer)
-	for i := range s.Release.Shards {
-		a := &s.Release.Shards[i]
-		obj, err := s.Release.artifact(a)
-		if s.Signatures && err == nil {
-			obj, err = s.Release.signature(a)
-		}
-		if err != nil {
-			return err
-		}
-		urls := &a.URLs
+	for i := range s.Release.Artifacts {
+		a := &s.Release.Artifacts[i]
 		if s.Signatures {
-			urls = &a.Signature.URLs
+			if a.Signature == nil {
+				return fmt.Errorf("%s is not signed; run fwrelease sign first", a.File)
+			}
+			a = a.Signature
 		}
-		u, err := s.Publisher.Publish(ctx, obj)
+		at, err := s.Publisher.Publish(ctx, *a)
 		if s.Signatures && errors.Is(err, publish.ErrExists) {
-			u, err = keepPublishedBundle(ctx, s.Publisher, s.Verifier, obj.Key(), a.SHA256, err)
+			at, err = keepPublishedBundle(ctx, s.Publisher, s.Verifier, a, err)
 		}
 		if err != nil {
-			return fmt.Errorf("%s: %w", a.Target.ID, err)
+			return fmt.Errorf("%s: %w", a.Target.ID(), err)
 		}
-		switch {
-		case u == "":
-		case references:
-			if !s.Signatures {
-				a.OCI = u
-			}
-		default:
-			if !slices.Contains(*urls, u) {
-				*urls = append(*urls, u)
-			}
-			if !s.Signatures {
-				if a.Channels == nil {
-					a.Channels = map[string]string{}
-				}
-				a.Channels[s.Publisher.Name()] = u
-			}
-		}
+		a.Published(at)
 	}
 	return nil
 }
 
-// keepPublishedBundle accepts the bundle already published under key if it
-// is a valid signature of the artifact with digest sha by our key.
-func keepPublishedBundle(ctx context.Context, p publish.Publisher, v BundleChecker, key, sha string, cause error) (string, error) {
+// keepPublishedBundle accepts the bundle already published under sig's
+// key if it is a valid signature, by our key, of what sig signs.
+func keepPublishedBundle(ctx context.Context, p publish.Publisher, v BundleChecker, sig *artifact.Artifact, cause error) (artifact.Location, error) {
 	r, ok := p.(publish.Reader)
-	if !ok || v == nil {
-		return "", cause
+	if !ok || v == nil || sig.Signs == nil {
+		return artifact.Location{}, cause
 	}
-	body, err := r.Fetch(ctx, key)
+	body, err := r.Fetch(ctx, sig.Key())
 	if err != nil {
-		return "", errors.Join(cause, err)
+		return artifact.Location{}, errors.Join(cause, err)
 	}
 	defer body.Close()
 	data, err := io.ReadAll(io.LimitReader(body, 16<<20))
 	if err != nil {
-		return "", errors.Join(cause, err)
+		return artifact.Location{}, errors.Join(cause, err)
 	}
 	b, err := sign.ParseBundle(data)
 	if err != nil {
-		return "", errors.Join(cause, err)
+		return artifact.Location{}, errors.Join(cause, err)
 	}
-	digest, _ := hex.DecodeString(sha)
+	digest, _ := hex.DecodeString(sig.Signs.SHA256)
 	if err := v.VerifyDigest(b, "sha256", digest); err != nil {
-		return "", fmt.Errorf("%w; and the published bundle is not a valid signature of it: %v", cause, err)
+		return artifact.Location{}, fmt.Errorf("%w; and the published bundle is not a valid signature of it: %v", cause, err)
 	}
-	return r.URL(key), nil
+	return artifact.Location{Channel: p.Name(), URL: r.URL(sig.Key())}, nil
 }
 
-// objectFor describes dist/file as the object v{version}/file.
-func objectFor(dist, version, file string) (publish.Object, error) {
-	p := filepath.Join(dist, file)
-	sum, size, err := digestOf(p)
-	if err != nil {
-		return publish.Object{}, err
-	}
-	return publish.Object{Artifact: artifact.Artifact{Version: version, File: file, Path: p, Size: size, SHA256: sum}}, nil
-}
-
-// digests remembers each file's sha256 by path, size and mtime: a release
-// with three channels would otherwise read a multi-GiB tarball once per
-// channel just to name it.
-var digests sync.Map // fileID → string
-
-type fileID struct {
-	path  string
-	size  int64
-	mtime time.Time
-}
-
-func digestOf(p string) (string, int64, error) {
+// smallFile describes a small file of the release in dir (the manifest, a
+// bundle), reading it for its digest. Tarballs are never read this way:
+// their digest is the one the pack computed.
+func smallFile(dir string, rel manifest.Release, file string) (artifact.Artifact, error) {
+	p := filepath.Join(dir, file)
 	info, err := os.Stat(p)
 	if err != nil {
-		return "", 0, err
-	}
-	id := fileID{p, info.Size(), info.ModTime()}
-	if sum, ok := digests.Load(id); ok {
-		return sum.(string), info.Size(), nil
+		return artifact.Artifact{}, err
 	}
 	sum, err := archive.FileSHA256(p)
 	if err != nil {
-		return "", 0, err
+		return artifact.Artifact{}, err
 	}
-	digests.Store(id, sum)
-	return sum, info.Size(), nil
+	return artifact.Artifact{Release: rel, File: file, Path: p, Size: info.Size(), SHA256: sum}, nil
 }
 
 // ManifestFile is the release manifest's name in dist/ and on every channel.
 const ManifestFile = "manifest.json"
 
-// ManifestStep merges the shards into dist/manifest.json, signs it, and
-// publishes the signature and then the manifest. It runs after every
-// artifact and signature is in place, so the manifest never names a
-// missing file; it needs the shards, and sets Release.Manifest.
+// ManifestStep makes the manifest from the artifacts, writes it to
+// dist/manifest.json, signs it, and publishes the signature and then the
+// manifest. It runs after every artifact and signature is in place, so the
+// manifest never names a missing file; it sets Release.Manifest.
 type ManifestStep struct {
 	Release    *Release
 	Signer     *sign.Signer  // nil: unsigned
@@ -292,76 +203,96 @@ type ManifestStep struct {
 func (s *ManifestStep) String() string { return "write, sign and publish the manifest" }
 
 func (s *ManifestStep) Run(ctx context.Context) error {
-	m, err := manifest.New(s.Release.Shards)
+	m, err := s.Release.manifest()
 	if err != nil {
 		return err
 	}
 	s.Release.Manifest = m
-	if err := checkSchema(m); err != nil {
-		return err
-	}
 	mpath := filepath.Join(s.Release.Dist, ManifestFile)
 	if err := manifest.WriteFile(mpath, m); err != nil {
 		return err
 	}
-	bundleFile := ManifestFile + sign.BundleSuffix
-	if s.Signer != nil {
-		if _, err := s.Signer.SignFile(ctx, mpath); err != nil {
-			return err
-		}
-	}
-	mobj, err := objectFor(s.Release.Dist, m.Version, ManifestFile)
+	rel := s.Release.Artifacts[0].Release
+	mf, err := smallFile(s.Release.Dist, rel, ManifestFile)
 	if err != nil {
 		return err
 	}
-	bobj := publish.Object{}
 	if s.Signer != nil {
-		if bobj, err = objectFor(s.Release.Dist, m.Version, bundleFile); err != nil {
+		b, err := s.Signer.SignFile(ctx, mpath)
+		if err != nil {
 			return err
 		}
-		bobj.Kind, bobj.Signs = publish.KindSignature, mobj.Key()
+		sig, err := smallFile(s.Release.Dist, rel, filepath.Base(b))
+		if err != nil {
+			return err
+		}
+		mf.SignedBy(sig)
 	}
 	for _, p := range s.Publishers {
-		// The signature first: whoever finds the manifest finds its
-		// signature too.
-		if s.Signer != nil {
-			_, err := p.Publish(ctx, bobj)
-			if errors.Is(err, publish.ErrExists) {
-				_, err = keepPublishedBundle(ctx, p, s.Verifier, bobj.Key(), mobj.SHA256, err)
-			}
-			if err != nil {
-				return fmt.Errorf("publishing %s: %w", bundleFile, err)
-			}
-		}
-		if _, err := p.Publish(ctx, mobj); err != nil {
-			return fmt.Errorf("publishing %s: %w", ManifestFile, err)
+		if err := s.publish(ctx, p, mf); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
+// publish puts the manifest on p, its signature first: whoever finds the
+// manifest finds its signature too.
+func (s *ManifestStep) publish(ctx context.Context, p publish.Publisher, mf artifact.Artifact) error {
+	if sig := mf.Signature; sig != nil {
+		_, err := p.Publish(ctx, *sig)
+		if errors.Is(err, publish.ErrExists) {
+			_, err = keepPublishedBundle(ctx, p, s.Verifier, sig, err)
+		}
+		if err != nil {
+			return fmt.Errorf("publishing %s: %w", sig.File, err)
+		}
+	}
+	if _, err := p.Publish(ctx, mf); err != nil {
+		return fmt.Errorf("publishing %s: %w", ManifestFile, err)
+	}
+	return nil
+}
+
+// manifest is the release's manifest, made from its artifacts and checked
+// against the schema its consumers hold it to.
+func (r *Release) manifest() (*manifest.Manifest, error) {
+	shards := make([]manifest.Shard, len(r.Artifacts))
+	for i := range r.Artifacts {
+		shards[i] = r.Artifacts[i].Shard()
+	}
+	m, err := manifest.New(shards)
+	if err != nil {
+		return nil, err
+	}
+	data, err := manifest.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return m, schema.ValidateManifest(data)
+}
+
 // IndexStep ties the release's artifacts together on the channels that
 // index them (OCI's image index), once every artifact is published.
 type IndexStep struct {
-	Channels publish.Publisher // every channel, as publish.Multi
+	Channels *publish.Set
 	Release  *Release
 }
 
 func (s *IndexStep) String() string { return "index the artifacts" }
 
 func (s *IndexStep) Run(ctx context.Context) error {
-	ix, ok := s.Channels.(publish.Indexer)
-	if !ok || len(s.Release.Shards) == 0 {
+	if len(s.Release.Artifacts) == 0 {
 		return nil
 	}
-	return ix.PushIndex(ctx, s.Release.Shards[0].Release.Version)
+	return s.Channels.PushIndex(ctx, s.Release.version())
 }
 
 // FinalizeStep makes each channel's release visible (GitHub un-drafts it),
 // after the manifest is in place and before latest moves. It needs the
 // manifest.
 type FinalizeStep struct {
-	Channels publish.Publisher // every channel, as publish.Multi
+	Channels *publish.Set
 	Release  *Release
 }
 
@@ -371,16 +302,13 @@ func (s *FinalizeStep) Run(ctx context.Context) error {
 	if s.Release.Manifest == nil {
 		return errNoManifest
 	}
-	if f, ok := s.Channels.(publish.Finalizer); ok {
-		return f.Finalize(ctx, s.Release.Manifest.Version)
-	}
-	return nil
+	return s.Channels.Finalize(ctx, s.Release.Manifest.Version)
 }
 
 // LatestStep moves each channel's latest.json to this release, last of
 // all, and only forward. It needs the manifest.
 type LatestStep struct {
-	Channels publish.Publisher // every channel, as publish.Multi
+	Channels *publish.Set
 	Release  *Release
 }
 
@@ -391,23 +319,10 @@ func (s *LatestStep) Run(ctx context.Context) error {
 	if m == nil {
 		return errNoManifest
 	}
-	lm, ok := s.Channels.(publish.LatestMover)
-	if !ok {
-		return nil
-	}
 	body, err := manifest.Marshal(publish.Latest{Name: m.Name, Version: m.Version, Manifest: artifact.Key(m.Version, ManifestFile)})
 	if err != nil {
 		return err
 	}
-	_, err = lm.MoveLatest(ctx, m.Version, body)
+	_, err = s.Channels.MoveLatest(ctx, m.Version, body)
 	return err
-}
-
-// checkSchema refuses to write a manifest that its consumers would reject.
-func checkSchema(m *manifest.Manifest) error {
-	data, err := manifest.Marshal(m)
-	if err != nil {
-		return err
-	}
-	return schema.ValidateManifest(data)
 }

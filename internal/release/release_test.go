@@ -16,7 +16,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/runpod-workers/fwrelease/internal/build"
+	"github.com/runpod-workers/fwrelease/internal/artifact"
 	"github.com/runpod-workers/fwrelease/internal/manifest"
 	"github.com/runpod-workers/fwrelease/internal/publish"
 	"github.com/runpod-workers/fwrelease/internal/sign"
@@ -52,25 +52,26 @@ func (f *fakeChannel) log(format string, args ...any) {
 	*f.calls = append(*f.calls, f.name+" "+fmt.Sprintf(format, args...))
 }
 
-func (f *fakeChannel) Publish(_ context.Context, obj publish.Object) (string, error) {
+func (f *fakeChannel) Publish(_ context.Context, obj artifact.Artifact) (artifact.Location, error) {
 	f.log("publish %s", obj.File)
 	if obj.Key() == f.failKey {
 		f.failKey = ""
-		return "", errors.New("connection reset")
+		return artifact.Location{}, errors.New("connection reset")
 	}
 	data, err := os.ReadFile(obj.Path)
 	if err != nil {
-		return "", err
+		return artifact.Location{}, err
 	}
+	at := artifact.Location{Channel: f.name, URL: f.URL(obj.Key())}
 	if have, ok := f.store[obj.Key()]; ok {
 		if !bytes.Equal(have, data) {
-			return "", publish.ErrExists
+			return artifact.Location{}, publish.ErrExists
 		}
-		return f.URL(obj.Key()), nil
+		return at, nil
 	}
 	f.store[obj.Key()] = data
 	f.uploads++
-	return f.URL(obj.Key()), nil
+	return at, nil
 }
 
 func (f *fakeChannel) URL(key string) string { return "https://" + f.name + ".example/" + key }
@@ -79,7 +80,7 @@ func (f *fakeChannel) Fetch(_ context.Context, key string) (io.ReadCloser, error
 	return io.NopCloser(bytes.NewReader(f.store[key])), nil
 }
 
-func (f *fakeChannel) Preflight(objs []publish.Object) error {
+func (f *fakeChannel) Preflight(objs []artifact.Artifact) error {
 	f.log("preflight %d", len(objs))
 	return nil
 }
@@ -139,16 +140,16 @@ func keyed(t *testing.T, chans ...publish.Publisher) Publishing {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Publishing{Channels: chans, Signer: s, Verifier: v}
+	return Publishing{Channels: publish.NewSet(nil, chans...), Signer: s, Verifier: v}
 }
 
 func readRelease(t *testing.T, dir string) *Release {
 	t.Helper()
-	shards, err := manifest.ReadShards(dir)
+	r, err := Load(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Release{Dist: dir, Shards: shards}
+	return r
 }
 
 func run(t *testing.T, r *Release, p Publishing) error {
@@ -290,12 +291,12 @@ func TestRerunKeepsPublishedSignatures(t *testing.T) {
 // noBuild stands for the build step when the tarballs are already there.
 type noBuild struct{}
 
-func (noBuild) Build(context.Context, []target.Target) ([]build.Result, error) { return nil, nil }
+func (noBuild) Build(context.Context, []target.Target) ([]artifact.Artifact, error) { return nil, nil }
 
 // Steps that need the manifest say so rather than fail obscurely.
 func TestStepsNeedTheManifest(t *testing.T) {
 	var calls []string
-	ch := publish.Multi(nil, newFake("a", &calls))
+	ch := publish.NewSet(nil, newFake("a", &calls))
 	for _, s := range []Step{&FinalizeStep{Channels: ch, Release: &Release{}}, &LatestStep{Channels: ch, Release: &Release{}}} {
 		if err := s.Run(context.Background()); !errors.Is(err, errNoManifest) {
 			t.Errorf("%s without a manifest: %v", s, err)

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -71,6 +72,22 @@ func (s *Signer) SignFile(ctx context.Context, path string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("signing %s: %w", path, err)
 	}
+	return s.writeSigned(ctx, path, digest)
+}
+
+// SignArtifact signs the file at path by its hex sha256, taken when it was
+// written, without reading it, and writes path + BundleSuffix. (Every key
+// New accepts signs sha256 digests.)
+func (s *Signer) SignArtifact(ctx context.Context, path, sha256Hex string) (string, error) {
+	digest, err := hex.DecodeString(sha256Hex)
+	if err != nil || len(digest) != sha256.Size {
+		return "", fmt.Errorf("signing %s: %q is not a sha256", path, sha256Hex)
+	}
+	return s.writeSigned(ctx, path, digest)
+}
+
+// writeSigned signs digest, path's, and writes path + BundleSuffix.
+func (s *Signer) writeSigned(ctx context.Context, path string, digest []byte) (string, error) {
 	b, err := s.SignDigest(ctx, digest)
 	if err != nil {
 		return "", fmt.Errorf("signing %s: %w", path, err)
