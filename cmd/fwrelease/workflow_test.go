@@ -54,6 +54,7 @@ func TestWorkerReleasePermissions(t *testing.T) {
 		t.Errorf("workflow-wide permissions %v, want {}", wf.Permissions)
 	}
 	want := map[string]map[string]string{
+		"inputs":  {},
 		"targets": {"contents": "read"},
 		"build":   {"contents": "read"},
 		"merge":   {},
@@ -164,5 +165,122 @@ func TestWorkflowCommandsMatchSingleRelease(t *testing.T) {
 	whole, _ := os.ReadFile(filepath.Join(single, "manifest.json"))
 	if string(whole) != string(sharded) {
 		t.Errorf("sharded and single releases differ:\n%s\n---\n%s", sharded, whole)
+	}
+}
+
+type workflowStep struct {
+	ID   string            `yaml:"id"`
+	Name string            `yaml:"name"`
+	Run  string            `yaml:"run"`
+	Env  map[string]string `yaml:"env"`
+}
+
+// workflowSteps reads the steps of a job of a workflow (job ""): action.yml's.
+func workflowSteps(t *testing.T, file, job string) []workflowStep {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(repoRoot(t), file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Runs struct {
+			Steps []workflowStep `yaml:"steps"`
+		} `yaml:"runs"`
+		Jobs map[string]struct {
+			Steps []workflowStep `yaml:"steps"`
+		} `yaml:"jobs"`
+	}
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if job == "" {
+		return doc.Runs.Steps
+	}
+	return doc.Jobs[job].Steps
+}
+
+func stepNamed(t *testing.T, steps []workflowStep, name string) workflowStep {
+	t.Helper()
+	for _, s := range steps {
+		if s.ID == name || s.Name == name {
+			return s
+		}
+	}
+	t.Fatalf("no step %q", name)
+	return workflowStep{}
+}
+
+// runStep runs a step's script as GitHub Actions runs a bash step (bash
+// -eo pipefail) in dir, with env; it returns the combined output.
+func runStep(t *testing.T, dir, script string, env ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command("bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script)
+	cmd.Dir = dir
+	cmd.Env = append([]string{"PATH=" + filepath.Join(dir, "bin") + ":/usr/bin:/bin", "GITHUB_OUTPUT=" + filepath.Join(dir, "github-output")}, env...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// A hostile input never runs a command: the reusable workflow refuses it
+// by pattern before any job with a token, and even past that, the action
+// hands the caller's words to fwrelease as an array without evaluating
+// them (it ran eval "fwrelease $FWRELEASE_ARGS").
+func TestWorkflowInputsAreNotEvaluated(t *testing.T) {
+	hostile := []string{`s3 $(touch pwned-subst)`, "s3 `touch pwned-backtick`", `s3; touch pwned-semicolon`, `s3 && touch pwned-and`, "s3\ntouch pwned-newline", `*`}
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "bin"), 0o755)
+	// A stand-in fwrelease that records its arguments, one per line.
+	os.WriteFile(filepath.Join(dir, "bin", "fwrelease"), []byte("#!/bin/sh\nprintf '%s\\n' \"$@\" >\"$ARGS_FILE\"\necho stdout-of-fwrelease\n"), 0o755)
+	pwned := func() []string {
+		m, _ := filepath.Glob(filepath.Join(dir, "pwned-*"))
+		return m
+	}
+
+	check := stepNamed(t, workflowSteps(t, ".github/workflows/worker-release.yml", "inputs"), "Check the inputs").Run
+	good := []string{"CONFIG=examples/flash-worker/fwrelease.yaml", "CHANNELS=s3 github", "FWRELEASE_VERSION=v0.1.0", "IDENTITY="}
+	if out, err := runStep(t, dir, check, good...); err != nil {
+		t.Fatalf("good inputs refused: %v\n%s", err, out)
+	}
+	for _, in := range []struct{ name, value string }{
+		{"CONFIG", "a b.yaml"}, {"CONFIG", "../x.yaml"}, {"CONFIG", "$(id).yaml"}, {"FWRELEASE_VERSION", "v1.0.0; id"},
+		{"IDENTITY", "https://x/\"$(id)\""},
+	} {
+		if out, err := runStep(t, dir, check, append(good, in.name+"="+in.value)...); err == nil {
+			t.Errorf("%s=%q passed the check:\n%s", in.name, in.value, out)
+		}
+	}
+	opts := stepNamed(t, workflowSteps(t, ".github/workflows/worker-release.yml", "publish"), "Publish options").Run
+	action := stepNamed(t, workflowSteps(t, "action.yml", ""), "run").Run
+	for _, ch := range hostile {
+		if out, err := runStep(t, dir, check, append(good, "CHANNELS="+ch)...); err == nil || !strings.Contains(out, "input channels") {
+			t.Errorf("channels %q passed the check: %v\n%s", ch, err, out)
+		}
+		if out, err := runStep(t, dir, opts, "CHANNELS="+ch, "DRY_RUN=false"); err == nil {
+			t.Errorf("publish options took channels %q:\n%s", ch, out)
+		}
+		// The action, given the words as the unchecked workflow built
+		// them: fwrelease gets them literally, and nothing else runs.
+		args := filepath.Join(dir, "args")
+		env := []string{"FWRELEASE_ARGS=--config \"$FWRELEASE_CONFIG\" --dist ${SHARD} publish --to " + ch, "FWRELEASE_CONFIG=my config.yaml", "SHARD=dist/py3.11", "ARGS_FILE=" + args}
+		out, err := runStep(t, dir, action, env...)
+		if err != nil {
+			t.Errorf("the action with channels %q: %v\n%s", ch, err, out)
+			continue
+		}
+		got, _ := os.ReadFile(args)
+		want := "--config\nmy config.yaml\n--dist\ndist/py3.11\npublish\n--to\n"
+		if !strings.HasPrefix(string(got), want) || !strings.Contains(string(got), "\n"+strings.Fields(ch)[0]+"\n") {
+			t.Errorf("channels %q: fwrelease got\n%s\nwant it to start\n%s", ch, got, want)
+		}
+		if out, _ := os.ReadFile(filepath.Join(dir, "github-output")); !strings.Contains(string(out), "stdout-of-fwrelease") {
+			t.Errorf("the action's stdout output: %s", out)
+		}
+	}
+	if p := pwned(); len(p) > 0 {
+		t.Errorf("a hostile channels value ran a command: %v", p)
+	}
+	// Quotes group, an unmatched one is an error (never a guess).
+	if _, err := runStep(t, dir, action, `FWRELEASE_ARGS=verify "unterminated`, "ARGS_FILE="+filepath.Join(dir, "args")); err == nil {
+		t.Error("an unmatched quote was accepted")
 	}
 }
