@@ -95,6 +95,11 @@ mutation build-download-no-idle-timeout "downloads are bounded" \
 	./internal/build '^Test(ExtraFile|LockedWheel)DownloadBounded$' \
 	internal/build/extra.go 'time\.AfterFunc\(idleTimeout,' 'time.AfterFunc(24*time.Hour,'
 
+# --- a stale uv.lock is refused
+mutation stale-lock-accepted "the lock matches pyproject.toml" \
+	./cmd/fwrelease '^TestRealWorkerStaleLock$' \
+	internal/build/lockdeps.go 'if err := lock\.CheckFresh\(proj\); err != nil \{' 'if err := lock.CheckFresh(proj); false && err != nil {'
+
 # --- secrets hidden
 # The CLI redacts known secrets from everything it prints, so a leak needs
 # both a secret in a message and the redactor letting it through; each

@@ -127,6 +127,42 @@ func TestRealWorkerTampered(t *testing.T) {
 	}
 }
 
+// A uv.lock that pyproject.toml has moved past (another version, a
+// dependency locked outside its new specifier) is refused before anything
+// is built, as `uv export --locked` would, naming both files, the package,
+// the locked version and the specifier.
+func TestRealWorkerStaleLock(t *testing.T) {
+	skipShort(t)
+	tests := []struct{ name, from, to, want string }{
+		{"version", `version = "1.4.1"`, `version = "1.4.2"`,
+			"the project worker-fixture is locked at version 1.4.1, pyproject.toml says 1.4.2"},
+		{"specifier", `"fwfix-compat>=1.0;`, `"fwfix-compat>=1.1;`,
+			`package fwfix-compat is locked at 1.0.0, outside ">=1.1" that pyproject.toml's [project] dependencies asks for`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := realWorker(t, dir)
+			py := filepath.Join(filepath.Dir(cfg), "pyproject.toml")
+			text := string(readFile(t, py))
+			if !strings.Contains(text, tt.from) {
+				t.Fatalf("%s has no %q", py, tt.from)
+			}
+			os.WriteFile(py, []byte(strings.Replace(text, tt.from, tt.to, 1)), 0o644)
+			env := []string{"XDG_CACHE_HOME=" + filepath.Join(dir, "cache")}
+			r := run(t, dir, env, "--config", cfg, "--dist", filepath.Join(dir, "dist"), "--allow-insecure", "build")
+			lock := filepath.Join(filepath.Dir(cfg), "uv.lock")
+			want := "fwrelease: deps.lock: " + lock + " against " + py + ": " + tt.want + "; the lock is stale: run `uv lock` and commit uv.lock"
+			if r.code != 1 || !strings.Contains(r.stderr, want) {
+				t.Errorf("exit %d, stderr:\n%s\nwant:\n%s", r.code, r.stderr, want)
+			}
+			if matches, _ := filepath.Glob(filepath.Join(dir, "dist", "*.tar.gz")); len(matches) > 0 {
+				t.Errorf("tarballs built from a stale lock: %v", matches)
+			}
+		})
+	}
+}
+
 // A real (non-snapshot) release refuses uncommitted changes and a tag that
 // is not this commit's or this version's, before building anything; a
 // snapshot does not care.

@@ -63,7 +63,7 @@ func (b *Builder) Build(ctx context.Context, targets []target.Target) ([]artifac
 		b.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if b.Config.Deps.Lock != "" {
-		lock, err := uvlock.Read(b.Config.Deps.Lock)
+		lock, err := readFreshLock(b.Config.Deps.Lock)
 		if err != nil {
 			return nil, fmt.Errorf("deps.lock: %w", err)
 		}

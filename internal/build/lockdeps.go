@@ -25,6 +25,24 @@ import (
 // checked against the lock's sha256 and unpacked here — no resolver, no uv,
 // no pip.
 
+// readFreshLock reads uv.lock and refuses it unless it matches the
+// pyproject.toml beside it, as `uv export --locked` would: a stale lock
+// would ship other packages than the project asks for, under its version.
+func readFreshLock(path string) (*uvlock.Lock, error) {
+	lock, err := uvlock.Read(path)
+	if err != nil {
+		return nil, err
+	}
+	proj, err := uvlock.ReadProject(filepath.Join(filepath.Dir(path), "pyproject.toml"))
+	if err != nil {
+		return nil, fmt.Errorf("checking %s against its pyproject.toml: %w", path, err)
+	}
+	if err := lock.CheckFresh(proj); err != nil {
+		return nil, err
+	}
+	return lock, nil
+}
+
 // installLocked installs t's locked dependencies into dest, a directory
 // under the build tree root. Every write goes through an os.Root of root,
 // so a symlink staged from files cannot lead a wheel entry outside it, and

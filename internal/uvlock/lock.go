@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"github.com/runpod-workers/fwrelease/internal/pep440"
 )
 
 // Lock is a decoded uv.lock.
@@ -22,7 +24,8 @@ type Lock struct {
 	RequiresPython string    `toml:"requires-python"`
 	Packages       []Package `toml:"package"`
 
-	path string
+	path   string
+	byName map[string][]int // normalised name → indexes in Packages
 }
 
 // Package is one [[package]] of the lock.
@@ -89,6 +92,11 @@ func Read(p string) (*Lock, error) {
 		return nil, fmt.Errorf("%s: no [[package]] entries", p)
 	}
 	l.path = p
+	l.byName = map[string][]int{}
+	for i, pkg := range l.Packages {
+		n := normalize(pkg.Name)
+		l.byName[n] = append(l.byName[n], i)
+	}
 	return &l, nil
 }
 
@@ -124,24 +132,6 @@ func (l *Lock) Select(env Env, tags []string) ([]Selected, error) {
 		return nil, fmt.Errorf("%s: %w", l.path, err)
 	}
 	type key struct{ name, version string }
-	byName := map[string][]int{}
-	for i, p := range l.Packages {
-		n := normalize(p.Name)
-		byName[n] = append(byName[n], i)
-	}
-	find := func(d Dependency) (int, error) {
-		idx := byName[normalize(d.Name)]
-		var hits []int
-		for _, i := range idx {
-			if d.Version == "" || l.Packages[i].Version == d.Version {
-				hits = append(hits, i)
-			}
-		}
-		if len(hits) != 1 {
-			return 0, fmt.Errorf("dependency %s %s: %d packages in the lock match", d.Name, d.Version, len(hits))
-		}
-		return hits[0], nil
-	}
 	type item struct {
 		pkg    int
 		extras []string
@@ -182,7 +172,7 @@ func (l *Lock) Select(env Env, tags []string) ([]Selected, error) {
 			if !ok {
 				continue
 			}
-			i, err := find(d)
+			i, err := l.find(d)
 			if err != nil {
 				return nil, fmt.Errorf("%s: package %s: %w", l.path, p.Name, err)
 			}
@@ -193,27 +183,34 @@ func (l *Lock) Select(env Env, tags []string) ([]Selected, error) {
 	return l.wheels(chosen, tags)
 }
 
+// find returns the index of the package a dependency edge names: by
+// name, and by version when the edge gives one (a name locked at two
+// versions for different markers).
+func (l *Lock) find(d Dependency) (int, error) {
+	var hits []int
+	for _, i := range l.byName[normalize(d.Name)] {
+		if d.Version == "" || l.Packages[i].Version == d.Version {
+			hits = append(hits, i)
+		}
+	}
+	if len(hits) != 1 {
+		return 0, fmt.Errorf("dependency %s %s: %d packages in the lock match", d.Name, d.Version, len(hits))
+	}
+	return hits[0], nil
+}
+
 // allows reports whether requires-python (">=3.10, <3.14") admits the
 // Python version.
 func (l *Lock) allows(python string) (bool, error) {
-	for _, clause := range strings.Split(l.RequiresPython, ",") {
-		clause = strings.TrimSpace(clause)
-		if clause == "" {
-			continue
-		}
-		i := strings.IndexFunc(clause, func(r rune) bool { return r >= '0' && r <= '9' })
-		if i <= 0 {
-			return false, fmt.Errorf("requires-python %q: cannot read %q", l.RequiresPython, clause)
-		}
-		ok, err := compare(strings.TrimSpace(clause[:i]), python, clause[i:], true)
-		if err != nil {
-			return false, fmt.Errorf("requires-python %q: %w", l.RequiresPython, err)
-		}
-		if !ok {
-			return false, nil
-		}
+	spec, err := pep440.ParseSpecifiers(l.RequiresPython)
+	if err != nil {
+		return false, fmt.Errorf("requires-python: %w", err)
 	}
-	return true, nil
+	v, err := pep440.Parse(python)
+	if err != nil {
+		return false, err
+	}
+	return spec.Contains(v), nil
 }
 
 func (l *Lock) wheels(chosen map[int]bool, tags []string) ([]Selected, error) {

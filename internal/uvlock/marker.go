@@ -2,8 +2,9 @@ package uvlock
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
+
+	"github.com/runpod-workers/fwrelease/internal/pep440"
 )
 
 // Env is the PEP 508 marker environment of the machine the tarball will
@@ -229,10 +230,12 @@ func (p *markerParser) compareExtra(op, left, right string, extraLeft bool) (boo
 
 func compare(op, a, b string, asVersion bool) (bool, error) {
 	if asVersion || op == "~=" {
-		va, okA := parseVersion(a)
-		vb, okB := parseVersion(b)
-		if okA && okB {
-			return compareVersions(op, va, vb, b)
+		// PEP 508: when both sides are versions, compare as PEP 440 does
+		// (the right side is the specifier's).
+		if v, err := pep440.Parse(a); err == nil && op != "in" && op != "not in" {
+			if spec, err := pep440.ParseSpecifiers(op + b); err == nil {
+				return spec.Contains(v), nil
+			}
 		}
 	}
 	switch op {
@@ -252,101 +255,8 @@ func compare(op, a, b string, asVersion bool) (bool, error) {
 		return a > b, nil
 	case ">=":
 		return a >= b, nil
-	}
-	return false, fmt.Errorf("unknown operator %q", op)
-}
-
-func compareVersions(op string, a, b version, bText string) (bool, error) {
-	c := a.cmp(b)
-	switch op {
-	case "==", "===":
-		if strings.HasSuffix(bText, ".*") {
-			return a.hasPrefix(b), nil
-		}
-		return c == 0, nil
-	case "!=":
-		if strings.HasSuffix(bText, ".*") {
-			return !a.hasPrefix(b), nil
-		}
-		return c != 0, nil
-	case "<":
-		return c < 0, nil
-	case "<=":
-		return c <= 0, nil
-	case ">":
-		return c > 0, nil
-	case ">=":
-		return c >= 0, nil
 	case "~=":
-		if len(b.release) < 2 {
-			return false, fmt.Errorf("~= needs two release numbers, got %q", bText)
-		}
-		prefix := version{release: b.release[:len(b.release)-1]}
-		return c >= 0 && a.hasPrefix(prefix), nil
-	case "in", "not in":
-		return false, fmt.Errorf("operator %q on versions", op)
+		return false, fmt.Errorf("~= needs versions, got %q and %q", a, b)
 	}
 	return false, fmt.Errorf("unknown operator %q", op)
-}
-
-// version is the release part of a PEP 440 version (what markers about
-// Python versions compare); a pre-release sorts before its release.
-type version struct {
-	release []int
-	pre     bool
-}
-
-func parseVersion(s string) (version, bool) {
-	s = strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(s), "v"), ".*")
-	var v version
-	for _, part := range strings.Split(s, ".") {
-		digits := part
-		if j := strings.IndexFunc(part, func(r rune) bool { return r < '0' || r > '9' }); j >= 0 {
-			digits, v.pre = part[:j], true // 3.13.0rc1
-		}
-		n, err := strconv.Atoi(digits)
-		if err != nil {
-			return version{}, false
-		}
-		v.release = append(v.release, n)
-		if v.pre {
-			break
-		}
-	}
-	return v, true
-}
-
-func (a version) cmp(b version) int {
-	for i := 0; i < max(len(a.release), len(b.release)); i++ {
-		x, y := at(a.release, i), at(b.release, i)
-		if x != y {
-			if x < y {
-				return -1
-			}
-			return 1
-		}
-	}
-	switch {
-	case a.pre && !b.pre:
-		return -1
-	case !a.pre && b.pre:
-		return 1
-	}
-	return 0
-}
-
-func (a version) hasPrefix(p version) bool {
-	for i, n := range p.release {
-		if at(a.release, i) != n {
-			return false
-		}
-	}
-	return true
-}
-
-func at(xs []int, i int) int {
-	if i < len(xs) {
-		return xs[i]
-	}
-	return 0
 }

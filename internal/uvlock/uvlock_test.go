@@ -1,6 +1,7 @@
 package uvlock
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -275,4 +276,78 @@ func TestDeepMarker(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "package worker: marker") || !strings.Contains(err.Error(), "nested deeper than") {
 		t.Errorf("Select: %.300v, want an error naming the package worker", err)
 	}
+}
+
+// pyproject.toml of lockText's project, as uv locked it.
+const pyprojectText = `[project]
+name = "Worker"
+version = "1.4.1"
+requires-python = ">=3.10"
+dependencies = [
+    "compat>=1.0; python_full_version < '3.11'",
+    "greet[loud] (>=0.1)",
+    "speedups",
+]
+
+[dependency-groups]
+dev = ["devtool>=2", {include-group = "other"}]
+`
+
+// A lock that pyproject.toml has moved past is refused as `uv export
+// --locked` would refuse it, naming the package, the locked version and
+// the specifier; one that matches (spacing, order and spelling aside)
+// passes.
+func TestCheckFresh(t *testing.T) {
+	l := readLock(t, lockText)
+	tests := []struct {
+		name, from, to, want string
+	}{
+		{"matches", "", "", ""},
+		{"spelling", `requires-python = ">=3.10"`, `requires-python = ">= 3.10.0"`, ""},
+		{"version", `version = "1.4.1"`, `version = "1.4.2"`, "the project Worker is locked at version 1.4.1, pyproject.toml says 1.4.2"},
+		{"specifier", `"compat>=1.0;`, `"compat>=1.1;`, `package compat is locked at 1.0.0, outside ">=1.1" that pyproject.toml's [project] dependencies asks for`},
+		{"specifier under a marker", `"compat>=1.0; python_full_version < '3.11'"`, `"compat>=1.1; python_full_version < '3.11' and platform_machine == 'aarch64'"`, `package compat is locked at 1.0.0, outside ">=1.1"`},
+		{"requires-python", `requires-python = ">=3.10"`, `requires-python = ">=3.11"`, `requires-python is ">=3.10" in the lock, ">=3.11" in pyproject.toml`},
+		{"new dependency", `"speedups",`, `"speedups", "newdep>=1",`, `pyproject.toml's [project] dependencies asks for "newdep>=1", which the lock does not have for Python 3.10`},
+		{"dropped dependency", `"speedups",`, ``, `the lock's [project] dependencies has speedups, which pyproject.toml no longer lists`},
+		{"dev group", `"devtool>=2"`, `"devtool>=3"`, `package devtool is locked at 2.0.0, outside ">=3" that pyproject.toml's [dependency-groups] dev asks for`},
+		{"new extra", `[dependency-groups]`, "[project.optional-dependencies]\nfast = [\"speedups>=0.2\"]\n\n[dependency-groups]", `pyproject.toml's [project.optional-dependencies] fast asks for "speedups>=0.2", which the lock does not have`},
+		{"unreadable", `"speedups",`, `"speedups >= one",`, `requirement "speedups >= one"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			text := strings.Replace(pyprojectText, tt.from, tt.to, 1)
+			if tt.from != "" && text == pyprojectText {
+				t.Fatalf("%q is not in the pyproject", tt.from)
+			}
+			p := filepath.Join(t.TempDir(), "pyproject.toml")
+			os.WriteFile(p, []byte(text), 0o644)
+			proj, err := ReadProject(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = l.CheckFresh(proj)
+			if tt.want == "" {
+				if err != nil {
+					t.Errorf("a fresh lock refused: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), p) || !errors.Is(err, ErrStale) {
+				t.Errorf("err = %v\nwant it to name %s and say %q", err, p, tt.want)
+			}
+		})
+	}
+}
+
+// FuzzEval: whatever the marker, Eval returns (it never panics or
+// overflows the stack), and parseRequirement too.
+func FuzzEval(f *testing.F) {
+	for _, m := range []string{"python_full_version < '3.11'", "(os_name == 'posix' and (extra == 'x'))", "python_version ~= '3.10'", "a @ https://x/y.whl ; sys_platform == 'linux'"} {
+		f.Add(m)
+	}
+	f.Fuzz(func(t *testing.T, marker string) {
+		Eval(marker, TargetEnv("3.11", "x86_64"), "x")
+		parseRequirement(marker)
+	})
 }
