@@ -56,6 +56,9 @@ func TestReleaseToOCIRegistry(t *testing.T) {
 	// Swap the S3 channel the helper added for the registry.
 	data, _ := os.ReadFile(cfg)
 	text := string(data[:strings.Index(string(data), "  s3:")]) + "  oci: {repository: " + repo + ", plain_http: true}\n"
+	// Overlay images on a base in the same registry, one tag per Python.
+	base := pushBase(t, host+"/library/python", "3.10", "3.11", "3.12", "3.13")
+	text += "images:\n  bases: {cpu: \"" + host + "/library/python:{python}-slim\"}\n"
 	os.WriteFile(cfg, []byte(text), 0o644)
 	dist := filepath.Join(dir, "dist")
 	env := []string{"GITHUB_SHA=" + fixedCommit}
@@ -118,9 +121,13 @@ func TestReleaseToOCIRegistry(t *testing.T) {
 		t.Errorf("crane digest %s, manifest says %s", d, a.OCI)
 	}
 
-	// fwrelease verify reads the registry too: tarball, digest, referrer.
+	checkImages(t, dir, m, repo, base)
+
+	// fwrelease verify reads the registry too: tarball, digest, referrer;
+	// and each image's tree and signature.
 	v := run(t, dir, nil, "--allow-insecure", "verify", filepath.Join(dist, "manifest.json"), "--key", filepath.Join(dir, "release.pub"), "--channel", "oci")
-	if v.code != 0 || strings.Count(v.stdout, " oci ") != 4 || strings.Count(v.stdout, " ok ") != 4 {
+	if v.code != 0 || strings.Count(v.stdout, " oci ") != 12 || strings.Count(v.stdout, " ok ") != 12 ||
+		strings.Count(v.stdout, "(mount image)") != 4 || strings.Count(v.stdout, "(overlay cpu image)") != 4 {
 		t.Errorf("verify --channel oci: exit %d\n%s%s", v.code, v.stdout, v.stderr)
 	}
 
@@ -162,9 +169,10 @@ func TestSnapshotOCILayout(t *testing.T) {
 	}
 
 	mpath, pub := filepath.Join(s.dist, "manifest.json"), filepath.Join(s.dist, "snapshot.pub")
-	if v := run(t, dir, nil, "verify", mpath, "--key", pub, "--channel", "oci"); v.code != 0 || strings.Count(v.stdout, " ok ") != 4 {
+	if v := run(t, dir, nil, "verify", mpath, "--key", pub, "--channel", "oci"); v.code != 0 || strings.Count(v.stdout, " ok ") != 8 || strings.Count(v.stdout, "(mount image)") != 4 {
 		t.Errorf("verify --channel oci of the layout: exit %d\n%s%s", v.code, v.stdout, v.stderr)
 	}
+	tamperImages(t, dir, s, mpath, pub)
 	// A blob changed in the layout is caught.
 	blob := filepath.Join(layout, "blobs", "sha256", a.SHA256)
 	data, _ := os.ReadFile(blob)

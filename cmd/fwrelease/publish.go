@@ -94,7 +94,13 @@ func makePublishing(ctx context.Context, g *globalOptions, cfg *config.Config, o
 	if err != nil {
 		return release.Publishing{}, err
 	}
-	return release.Publishing{Channels: set, Signer: signer, Verifier: verifier}, nil
+	return release.Publishing{Channels: set, Signer: signer, Verifier: verifier, Images: imageSettings(g, cfg)}, nil
+}
+
+// imageSettings are the config's image bases and what the images step
+// may reach.
+func imageSettings(g *globalOptions, cfg *config.Config) release.ImageSettings {
+	return release.ImageSettings{Bases: cfg.Images.Bases, Source: sourceURL(cfg), AllowInsecure: g.allowInsecure}
 }
 
 // printSummary prints, per target, the size, digest and URLs: what a human

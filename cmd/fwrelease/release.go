@@ -71,7 +71,7 @@ func fullRelease(ctx context.Context, g *globalOptions, cfg *config.Config, b *b
 // layout, and a manifest signed with an ephemeral key.
 func snapshotRelease(ctx context.Context, g *globalOptions, cfg *config.Config, b *build.Builder, targets []target.Target) error {
 	r := &release.Release{Dist: g.dist}
-	steps, err := release.Snapshot(ctx, r, b, targets, sourceURL(cfg), g.logger())
+	steps, err := release.Snapshot(ctx, r, b, targets, imageSettings(g, cfg), g.logger())
 	if err != nil {
 		return err
 	}

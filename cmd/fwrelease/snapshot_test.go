@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -113,6 +114,12 @@ func TestSnapshotIsReproducible(t *testing.T) {
 		}
 		if s2.manifest.Artifacts[i].SHA256 != art.SHA256 {
 			t.Errorf("%s: manifests disagree", art.File)
+		}
+		// The layers and the mount image, too: same digests in both.
+		other := s2.manifest.Artifacts[i]
+		if art.Images == nil || other.Images == nil || !slices.Equal(art.Layers, other.Layers) ||
+			strings.TrimPrefix(art.Images.Mount, s1.dist) != strings.TrimPrefix(other.Images.Mount, s2.dist) {
+			t.Errorf("%s: layers or images differ between the two builds: %+v %+v, then %+v %+v", art.Target.ID, art.Layers, art.Images, other.Layers, other.Images)
 		}
 		sh1 := readFile(t, filepath.Join(s1.dist, "shards", art.Target.ID+".json"))
 		sh2 := readFile(t, filepath.Join(s2.dist, "shards", art.Target.ID+".json"))

@@ -141,7 +141,11 @@ func printChecks(g *globalOptions, ref, version string, checks []verify.Check) e
 		if signer == "" {
 			signer = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", c.Target, c.Channel, c.Size, short, c.Signature, signer, result)
+		channel := c.Channel
+		if c.Image != "" {
+			channel += " (" + c.Image + " image)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", c.Target, channel, c.Size, short, c.Signature, signer, result)
 	}
 	return tw.Flush()
 }

@@ -74,6 +74,7 @@ type ociStore interface {
 	putManifest(ctx context.Context, tag string, mediaType types.MediaType, raw []byte) error
 	tagged(ctx context.Context, tag string) (v1.Hash, bool, error)
 	hasReferrer(ctx context.Context, subject v1.Hash, artifactType string) (bool, error)
+	writeImage(ctx context.Context, tag string, img v1.Image, raw []byte, mediaType types.MediaType) error
 }
 
 // NewOCIRegistry pushes to a registry, with credentials from the Docker

@@ -31,6 +31,7 @@ type Publishing struct {
 	Channels *publish.Set
 	Signer   *sign.Signer
 	Verifier BundleChecker // nil: a published signature with other bytes is an error
+	Images   ImageSettings
 }
 
 // Full builds every target, signs, and publishes to every channel.
@@ -51,18 +52,19 @@ func PublishOnly(r *Release, p Publishing) []Step {
 
 // Snapshot is a full release into r.Dist only: the local tree dist/local
 // and an OCI layout dist/oci (SnapshotChannels), signed with an ephemeral
-// key whose public half is dist/snapshot.pub (SnapshotSigner). source is
-// the repository's URL, for the OCI source annotation.
-func Snapshot(ctx context.Context, r *Release, b Builder, targets []target.Target, source string, log *slog.Logger) ([]Step, error) {
+// key whose public half is dist/snapshot.pub (SnapshotSigner). images
+// name the overlay images' bases and the repository's URL, for the OCI
+// source annotation.
+func Snapshot(ctx context.Context, r *Release, b Builder, targets []target.Target, images ImageSettings, log *slog.Logger) ([]Step, error) {
 	signer, err := SnapshotSigner(ctx, r.Dist)
 	if err != nil {
 		return nil, err
 	}
-	pubs, err := SnapshotChannels(r.Dist, source)
+	pubs, err := SnapshotChannels(r.Dist, images.Source)
 	if err != nil {
 		return nil, err
 	}
-	return Full(r, b, targets, Publishing{Channels: publish.NewSet(log, pubs...), Signer: signer}), nil
+	return Full(r, b, targets, Publishing{Channels: publish.NewSet(log, pubs...), Signer: signer, Images: images}), nil
 }
 
 // SnapshotChannels are the local tree dist/local and an OCI layout in
@@ -119,6 +121,7 @@ func publishing(r *Release, p Publishing) []Step {
 		steps = append(steps, &PublishStep{Publisher: ch, Release: r, Signatures: true, Verifier: p.Verifier})
 	}
 	return append(steps,
+		&ImagesStep{Release: r, Channels: p.Channels.Channels(), Signer: p.Signer, Settings: p.Images},
 		&IndexStep{Channels: p.Channels, Release: r},
 		&ManifestStep{Release: r, Signer: p.Signer, Verifier: p.Verifier, Publishers: p.Channels.Channels()},
 		&FinalizeStep{Channels: p.Channels, Release: r},

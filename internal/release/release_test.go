@@ -176,7 +176,7 @@ func TestPublishOrder(t *testing.T) {
 	}
 	wantSteps := []string{"sign artifacts", "check the artifacts fit every channel",
 		"publish artifacts to a", "publish artifacts to b", "publish signatures to a", "publish signatures to b",
-		"index the artifacts", "write, sign and publish the manifest", "publish the releases", "move latest"}
+		"publish the images", "index the artifacts", "write, sign and publish the manifest", "publish the releases", "move latest"}
 	if !slices.Equal(names, wantSteps) {
 		t.Errorf("steps:\n%s\nwant:\n%s", strings.Join(names, "\n"), strings.Join(wantSteps, "\n"))
 	}

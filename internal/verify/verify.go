@@ -40,6 +40,7 @@ type Check struct {
 	Target    string `json:"target"`
 	Channel   string `json:"channel"`
 	URL       string `json:"url"`
+	Image     string `json:"image,omitempty"` // an image's kind: "mount", "overlay cpu"
 	Size      int64  `json:"size"`
 	SHA256    string `json:"sha256"`
 	Signature string `json:"signature"`        // "ok", "unchecked", or the failure
@@ -87,6 +88,12 @@ func Artifacts(ctx context.Context, m *manifest.Manifest, o Options) ([]Check, e
 			c := o.ociArtifact(ctx, m, a)
 			failed = failed || !c.OK
 			checks = append(checks, c)
+		}
+		if o.wanted("oci") {
+			for _, c := range o.images(ctx, m, a) {
+				failed = failed || !c.OK
+				checks = append(checks, c)
+			}
 		}
 	}
 	if len(checks) == 0 {
