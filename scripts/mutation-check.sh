@@ -100,6 +100,21 @@ mutation stale-lock-accepted "the lock matches pyproject.toml" \
 	./cmd/fwrelease '^TestRealWorkerStaleLock$' \
 	internal/build/lockdeps.go 'if err := lock\.CheckFresh\(proj\); err != nil \{' 'if err := lock.CheckFresh(proj); false && err != nil {'
 
+# --- wheels unpack inside the tree
+mutation wheel-unpack-by-path "writes stay in the tree" \
+	./internal/build '^TestUnpackWheelStaysInTree$' \
+	internal/build/lockdeps.go 'if err := tree\.MkdirAll\(filepath\.Dir\(out\), 0o755\); err != nil \{\s*return err\s*\}\s*tree\.Remove\(out\)\s*w, err := tree\.OpenFile\(out,' 'out = filepath.Join(tree.Name(), out)
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	os.Remove(out)
+	w, err := os.OpenFile(out,' \
+	internal/build/lockdeps.go 'return tree\.Chmod\(out, mode\)' 'return os.Chmod(out, mode)'
+
+mutation wheel-unpack-unbounded "the unpacked tree is bounded" \
+	./internal/build '^TestUnpackWheelBounded$' \
+	internal/build/lockdeps.go 'if err := budget\.take\(size\); err != nil \{' 'if err := budget.take(0); err != nil {'
+
 # --- secrets hidden
 # The CLI redacts known secrets from everything it prints, so a leak needs
 # both a secret in a message and the redactor letting it through; each
