@@ -135,6 +135,11 @@ func (b *Builder) buildTarget(ctx context.Context, t target.Target) (artifact.Ar
 	if err != nil {
 		return artifact.Artifact{}, err
 	}
+	if b.Config.Layout == "bundled" {
+		if err := moveScriptsToVenv(root, sitePackages); err != nil {
+			return artifact.Artifact{}, fmt.Errorf("moving console scripts to venv/bin: %w", err)
+		}
+	}
 	if err := b.checkSharedLibs(t, root); err != nil {
 		return artifact.Artifact{}, err
 	}

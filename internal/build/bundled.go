@@ -1,10 +1,12 @@
 package build
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/mholt/archives"
 
+	"github.com/runpod-workers/fwrelease/internal/atomicfile"
 	"github.com/runpod-workers/fwrelease/internal/target"
 )
 
@@ -159,4 +162,72 @@ func uvPython(ctx context.Context, t target.Target, dst string) error {
 		return fmt.Errorf("uv python install left %v in %s", found, dir)
 	}
 	return os.Rename(found[0], dst)
+}
+
+// venvLauncher starts a Python console script with the python beside it in
+// venv/bin, found from the script's own path: it runs wherever the tree is
+// unpacked and whatever PATH holds. The second line is a string to Python
+// and never reached by sh.
+const venvLauncher = "#!/bin/sh\n'''exec' \"$(dirname -- \"$(realpath -- \"$0\")\")\"/python \"$0\" \"$@\"\n' '''\n"
+
+// moveScriptsToVenv moves the scripts the installer put in
+// site-packages/bin (pip --target's place) to venv/bin, where a venv has
+// them and where bootstrap.sh and PATH look; Python scripts get
+// venvLauncher instead of their shebang. RECORD names them where they now
+// are, so a run-time pip or uv uninstall removes them.
+func moveScriptsToVenv(root, sitePackages string) error {
+	from := filepath.Join(sitePackages, "bin")
+	scripts, err := os.ReadDir(from)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	to := filepath.Join(root, "venv", "bin")
+	moved := map[string]bool{}
+	for _, s := range scripts {
+		src, dst := filepath.Join(from, s.Name()), filepath.Join(to, s.Name())
+		if _, err := os.Lstat(dst); err == nil {
+			return fmt.Errorf("script %s: venv/bin/%s already exists", s.Name(), s.Name())
+		}
+		if err := relaunch(src); err != nil {
+			return fmt.Errorf("script %s: %w", s.Name(), err)
+		}
+		if err := os.Rename(src, dst); err != nil {
+			return err
+		}
+		moved["bin/"+s.Name()] = true
+	}
+	if err := os.Remove(from); err != nil {
+		return err
+	}
+	records, _ := filepath.Glob(filepath.Join(sitePackages, "*.dist-info", "RECORD"))
+	for _, rec := range records {
+		if err := rewriteRecord(rec, func(name, line string) string {
+			if moved[name] {
+				return "../../../" + line
+			}
+			return line
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// relaunch gives a Python script (its shebang names python) venvLauncher.
+func relaunch(script string) error {
+	fi, err := os.Lstat(script)
+	if err != nil || !fi.Mode().IsRegular() {
+		return err
+	}
+	data, err := os.ReadFile(script)
+	if err != nil {
+		return err
+	}
+	first, rest, _ := bytes.Cut(data, []byte("\n"))
+	if !bytes.HasPrefix(first, []byte("#!")) || !bytes.Contains(first, []byte("python")) {
+		return nil
+	}
+	return atomicfile.Write(script, append([]byte(venvLauncher), rest...), 0o755)
 }

@@ -114,7 +114,10 @@ var slimRules = []slimRule{
 
 var testDirs = map[string]bool{"tests": true, "test": true, "_tests": true}
 
-var installerMetadata = map[string]bool{"INSTALLER": true, "REQUESTED": true, "direct_url.json": true, "RECORD": true}
+// installerMetadata is what no installer reads back. RECORD stays: pip and
+// uv uninstall by it, so without it a run-time upgrade of a shipped package
+// fails ("Cannot uninstall …, RECORD file not found").
+var installerMetadata = map[string]bool{"INSTALLER": true, "REQUESTED": true, "direct_url.json": true}
 
 // packagingLeftovers are metadata files nothing reads at run time:
 // importlib.metadata reads METADATA/PKG-INFO, entry_points.txt,
@@ -580,6 +583,18 @@ func normaliseScripts(sitePackages string) error {
 }
 
 func blankRecordHashes(record string, changed map[string]bool) error {
+	return rewriteRecord(record, func(name, line string) string {
+		if changed[name] {
+			return strings.SplitN(line, ",", 2)[0] + ",,"
+		}
+		return line
+	})
+}
+
+// rewriteRecord passes each line of a RECORD to edit, with the file's name
+// relative to site-packages as --target installs it ("bin/x" for a script
+// a normal install records as "../../bin/x").
+func rewriteRecord(record string, edit func(name, line string) string) error {
 	data, err := os.ReadFile(record)
 	if err != nil {
 		return err
@@ -590,15 +605,10 @@ func blankRecordHashes(record string, changed map[string]bool) error {
 	for sc.Scan() {
 		line := sc.Text()
 		name, _, _ := strings.Cut(line, ",")
-		// RECORD paths are relative to site-packages; scripts appear as
-		// "../../bin/x" for a normal install and "bin/x" with --target.
 		for strings.HasPrefix(name, "../") {
 			name = strings.TrimPrefix(name, "../")
 		}
-		if changed[name] {
-			line = strings.SplitN(line, ",", 2)[0] + ",,"
-		}
-		out.WriteString(line + "\n")
+		out.WriteString(edit(name, line) + "\n")
 	}
 	if err := sc.Err(); err != nil {
 		return err

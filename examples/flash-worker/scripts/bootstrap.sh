@@ -1,11 +1,18 @@
 #!/bin/sh
 # flash-worker entry point (overlay layout): runs the handler with the base
-# image's own python3, which must be the version this tarball was built for.
+# image's own python3.X (else python3), which must be the version this tarball
+# was built for.
 set -eu
 
 FW_DIR=$(cd "$(dirname "$0")" && pwd)
 want=$(cat "$FW_DIR/.python-version")
-PY=${FLASH_WORKER_PYTHON:-python3}
+# python3.X of the target first: a base image may ship several interpreters
+# side by side (GPU images: 3.10-3.13) with python3 another version.
+PY=${FLASH_WORKER_PYTHON:-}
+if [ -z "$PY" ]; then
+    PY=python3
+    if command -v "python$want" >/dev/null 2>&1; then PY=python$want; fi
+fi
 
 if ! command -v "$PY" >/dev/null 2>&1; then
     echo "flash-worker: $PY not found; this tarball needs Python $want in the base image" >&2

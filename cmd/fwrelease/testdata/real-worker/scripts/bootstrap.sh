@@ -5,7 +5,13 @@ set -eu
 
 FW_DIR=$(cd "$(dirname "$0")" && pwd)
 want=$(cat "$FW_DIR/.python-version")
-PY=${FLASH_WORKER_PYTHON:-python3}
+# python3.X of the target first: a base image may ship several interpreters
+# side by side (GPU images: 3.10-3.13) with python3 another version.
+PY=${FLASH_WORKER_PYTHON:-}
+if [ -z "$PY" ]; then
+    PY=python3
+    if command -v "python$want" >/dev/null 2>&1; then PY=python$want; fi
+fi
 have=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 if [ "$have" != "$want" ]; then
     echo "worker-fixture: built for Python $want but $PY is Python $have" >&2
