@@ -12,6 +12,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/runpod-workers/fwrelease/internal/containertest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -31,7 +33,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "building fwrelease: %v\n%s", err, out)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := containertest.Main(m) // m.Run, then the containers' storage removed
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -50,7 +50,7 @@ import (
 // Options describe one container.
 type Options struct {
 	Image   string            // a reference BaseImage or Pull returned
-	Cmd     []string          // the command, run instead of the image's entrypoint
+	Cmd     []string          // the command, run instead of the image's entrypoint; none: the entrypoint
 	Env     map[string]string // added to the image's environment
 	Volumes []string          // -v values: "HOST:CONTAINER[:ro]"
 	Mounts  []string          // --mount values: "type=image,source=REF,destination=DIR"
@@ -157,7 +157,10 @@ func (rt *Runtime) Create(t testing.TB, o Options) *Container {
 	name := fmt.Sprintf("fwtest-%d-%d", os.Getpid(), seq.n)
 	seq.Unlock()
 	args := []string{"create", "--name", name, "--pull", "never", "--network", "host",
-		"--ulimit", "nofile=20000:20000", "--ulimit", "nproc=4096:4096", "--entrypoint", ""}
+		"--ulimit", "nofile=20000:20000", "--ulimit", "nproc=4096:4096"}
+	if len(o.Cmd) > 0 {
+		args = append(args, "--entrypoint", "")
+	}
 	for k, v := range o.Env {
 		args = append(args, "--env", k+"="+v)
 	}
