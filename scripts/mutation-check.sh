@@ -95,6 +95,17 @@ mutation build-download-no-idle-timeout "downloads are bounded" \
 	./internal/build '^Test(ExtraFile|LockedWheel)DownloadBounded$' \
 	internal/build/extra.go 'time\.AfterFunc\(idleTimeout,' 'time.AfterFunc(24*time.Hour,'
 
+# --- image layers and images repeat their digests
+mutation layer-mtime-wall-clock "reproducible layers" \
+	./internal/layer '^TestSplitByDefault$|^TestLayersReproducible$' \
+	internal/layer/layer.go 'Epoch: o\.Epoch, Format: archive\.TarGz' 'Epoch: time.Now(), Format: archive.TarGz'
+mutation layer-no-split "deps apart from the worker" \
+	./internal/layer '^TestSplitByDefault$' \
+	internal/layer/layer.go 'for i, part := range Split\(entries, rules\) \{' 'for i, part := range [][]archive.Entry{entries, nil}[:len(rules)] {'
+mutation image-created-wall-clock "reproducible images" \
+	./internal/image '^TestMount$' \
+	internal/image/image.go 'cfg\.Created = v1\.Time\{Time: m\.Created\}' 'cfg.Created = v1.Time{Time: time.Now()}'
+
 # --- a stale uv.lock is refused
 mutation stale-lock-accepted "the lock matches pyproject.toml" \
 	./cmd/fwrelease '^TestRealWorkerStaleLock$' \
