@@ -170,3 +170,35 @@ func TestContainerImagesUpgrade(t *testing.T) {
 		t.Errorf("nothing went through the counter (%d, %d): the pulls did not reach the registry through it", overlayBytes, mountBytes)
 	}
 }
+
+// The real-worker fixture (uv.lock, a C extension per ABI, the static uv)
+// boots from its images the same way, reporting exactly what it locked.
+func TestContainerImagesRealWorker(t *testing.T) {
+	rt := containertest.New(t)
+	for _, py := range []string{"3.10", "3.11", "3.12", "3.13"} {
+		rt.BaseImage(t, "slim-"+py)
+	}
+	dir := t.TempDir()
+	m := imageRelease(t, dir, realWorker(t, dir), rt.Registry())
+	for _, a := range m.Artifacts {
+		t.Run(a.Target.ID, func(t *testing.T) {
+			py := a.Target.Python
+			want := "uv 0.7.19 (fwrelease test fake, x86_64)\n" + fmt.Sprintf("worker-fixture 1.4.1 ok python %s\n", py) + lockedFor(py)
+			overlay := rt.Pull(t, a.Images.Overlay["cpu"])
+			// Arguments after the image go to its entrypoint, bootstrap.sh.
+			res := rt.Run(t, containertest.Options{Image: overlay, Cmd: []string{"/opt/flash-worker/bootstrap.sh", "--test"}})
+			if res.Code != 0 || res.Stdout != want {
+				t.Errorf("overlay image: exit %d\n got: %q\nwant: %q\n%s", res.Code, res.Stdout, want, res.Stderr)
+			}
+			mount := rt.Pull(t, a.Images.Mount)
+			res = rt.Run(t, containertest.Options{
+				Image:  rt.BaseImage(t, "slim-"+py),
+				Cmd:    []string{"/opt/flash-worker/bootstrap.sh", "--test"},
+				Mounts: []string{"type=image,source=" + mount + ",destination=/opt/flash-worker"},
+			})
+			if res.Code != 0 || res.Stdout != want {
+				t.Errorf("base with the mount image: exit %d\n got: %q\nwant: %q\n%s", res.Code, res.Stdout, want, res.Stderr)
+			}
+		})
+	}
+}
