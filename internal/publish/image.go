@@ -19,9 +19,10 @@ type ImagePublisher interface {
 	// and its descriptor. A tag that names other content is ErrExists
 	// unless the channel was made to replace.
 	PushImage(ctx context.Context, tag string, img v1.Image) (string, v1.Descriptor, error)
-	// AttachSignature attaches a Sigstore bundle as a referrer of subject,
-	// unless one is attached already.
-	AttachSignature(ctx context.Context, subject v1.Descriptor, bundle []byte) error
+	// AttachSignature attaches a Sigstore bundle, made by bundle, as a
+	// referrer of subject, unless one is attached already (then bundle is
+	// not called: a re-run signs nothing again).
+	AttachSignature(ctx context.Context, subject v1.Descriptor, bundle func() ([]byte, error)) error
 }
 
 var _ ImagePublisher = (*OCI)(nil)
@@ -48,9 +49,13 @@ func (o *OCI) PushImage(ctx context.Context, tag string, img v1.Image) (string, 
 	return o.Repository + "@" + desc.Digest.String(), desc, nil
 }
 
-func (o *OCI) AttachSignature(ctx context.Context, subject v1.Descriptor, bundle []byte) error {
+func (o *OCI) AttachSignature(ctx context.Context, subject v1.Descriptor, sign func() ([]byte, error)) error {
 	has, err := o.store.hasReferrer(ctx, subject.Digest, BundleArtifactType)
 	if err != nil || has {
+		return err
+	}
+	bundle, err := sign()
+	if err != nil {
 		return err
 	}
 	configDesc, err := o.writeEmptyConfig(ctx)

@@ -156,8 +156,10 @@ func (s *ImagesStep) nameOptions(ref string) []name.Option {
 	return nil
 }
 
-// publish pushes img to every channel and signs it once; it returns the
-// reference of the last channel (the registry, or a snapshot's layout).
+// publish pushes img to every channel and attaches its signature where
+// none is; it signs at most once, and only when a channel needs it. It
+// returns the reference of the last channel (the registry, or a
+// snapshot's layout).
 func (s *ImagesStep) publish(ctx context.Context, chans []publish.ImagePublisher, tag string, img v1.Image) (string, error) {
 	var bundle []byte
 	var ref string
@@ -166,22 +168,27 @@ func (s *ImagesStep) publish(ctx context.Context, chans []publish.ImagePublisher
 		if err != nil {
 			return "", err
 		}
-		if s.Signer != nil && bundle == nil {
+		ref = r
+		if s.Signer == nil {
+			continue
+		}
+		sign := func() ([]byte, error) {
+			if bundle != nil {
+				return bundle, nil
+			}
 			digest, _ := hex.DecodeString(desc.Digest.Hex)
 			b, err := s.Signer.SignDigest(ctx, digest)
 			if err != nil {
-				return "", fmt.Errorf("signing %s: %w", r, err)
+				return nil, fmt.Errorf("signing %s: %w", r, err)
 			}
 			if bundle, err = b.MarshalJSON(); err != nil {
-				return "", fmt.Errorf("encoding the signature of %s: %w", r, err)
+				return nil, fmt.Errorf("encoding the signature of %s: %w", r, err)
 			}
+			return bundle, nil
 		}
-		if bundle != nil {
-			if err := ch.AttachSignature(ctx, desc, bundle); err != nil {
-				return "", fmt.Errorf("attaching the signature of %s: %w", r, err)
-			}
+		if err := ch.AttachSignature(ctx, desc, sign); err != nil {
+			return "", fmt.Errorf("attaching the signature of %s: %w", r, err)
 		}
-		ref = r
 	}
 	return ref, nil
 }
