@@ -20,6 +20,7 @@
 //	c.Run(t)                // starts it and waits; again = a restarted container
 //	c.Start(t)              // or in the background...
 //	c.WaitHTTP(t, "http://127.0.0.1:8080/ping", time.Minute) // ...until it answers
+//	c.Exec(t, "sh", "-c", "…") // a command inside the running container
 //
 // Base images (see BaseImages): "slim-3.10" … "slim-3.13" (Debian bookworm
 // minbase from debootstrap with the pyenv interpreter of that version in
@@ -188,8 +189,22 @@ func (c *Container) remove() {
 // printed during this run.
 func (c *Container) Run(t testing.TB) Result {
 	t.Helper()
+	return c.rt.result(t, "start", "--attach", c.Name)
+}
+
+// Exec runs cmd in the running container (podman exec) and returns what
+// it printed and how it exited.
+func (c *Container) Exec(t testing.TB, cmd ...string) Result {
+	t.Helper()
+	return c.rt.result(t, append([]string{"exec", c.Name}, cmd...)...)
+}
+
+// result runs podman with a container's output as its own and returns it
+// with the exit code; only a podman that cannot run fails the test.
+func (rt *Runtime) result(t testing.TB, args ...string) Result {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
-	cmd := c.rt.podman("start", "--attach", c.Name)
+	cmd := rt.podman(args...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	res := Result{Stdout: stdout.String(), Stderr: stderr.String()}
@@ -198,7 +213,7 @@ func (c *Container) Run(t testing.TB) Result {
 	case errors.As(err, &exit):
 		res.Code = exit.ExitCode()
 	case err != nil:
-		t.Fatalf("podman start %s: %v", c.Name, err)
+		t.Fatalf("podman %s: %v", strings.Join(args, " "), err)
 	}
 	return res
 }

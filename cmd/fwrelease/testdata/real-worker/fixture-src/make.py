@@ -32,8 +32,8 @@ def record_line(path, data):
     return "%s,sha256=%s,%d" % (path, digest, len(data))
 
 
-def pure_wheel(dist, version, module_text, requires=(), extras=None):
-    """Writes a py3-none-any wheel holding one module."""
+def pure_wheel(dist, version, module_text, requires=(), extras=None, console_scripts=None):
+    """Writes a py3-none-any wheel holding one module (and its console scripts)."""
     mod = dist.replace("-", "_")
     info = "%s-%s.dist-info" % (mod, version)
     meta = "Metadata-Version: 2.1\nName: %s\nVersion: %s\nRequires-Python: >=3.10\n" % (dist, version)
@@ -49,6 +49,9 @@ def pure_wheel(dist, version, module_text, requires=(), extras=None):
         info + "/WHEEL": b"Wheel-Version: 1.0\nGenerator: make.py\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
         info + "/top_level.txt": (mod + "\n").encode(),
     }
+    if console_scripts:
+        lines = ["[console_scripts]"] + ["%s = %s" % item for item in sorted(console_scripts.items())]
+        files[info + "/entry_points.txt"] = ("\n".join(lines) + "\n").encode()
     record = [record_line(p, d) for p, d in files.items()] + [info + "/RECORD,,"]
     files[info + "/RECORD"] = ("\n".join(record) + "\n").encode()
     out = os.path.join(WHEELHOUSE, "%s-%s-py3-none-any.whl" % (mod, version))
@@ -132,7 +135,10 @@ def main():
     # lock says 1.0.0.
     pure_wheel("fwfix-compat", "1.1.0", 'VERSION = "1.1.0"\n')
     pure_wheel("fwfix-fast", "0.3.0", 'SPEED = "fast"\n')
-    pure_wheel("fwfix-server", "0.2.0", 'def serve():\n    return "serving"\n', extras={"standard": ["fwfix-fast>=0.3"]})
+    with open(os.path.join(HERE, "fwfix_server.py")) as f:
+        server = f.read()
+    pure_wheel("fwfix-server", "0.2.0", server, extras={"standard": ["fwfix-fast>=0.3"]},
+               console_scripts={"fwfix-server": "fwfix_server:main"})
     for arch in ("x86_64", "aarch64"):
         fake_uv(arch)
     lock()
