@@ -106,6 +106,13 @@ mutation image-created-wall-clock "reproducible images" \
 	./internal/image '^TestMount$' \
 	internal/image/image.go 'cfg\.Created = v1\.Time\{Time: m\.Created\}' 'cfg.Created = v1.Time{Time: time.Now()}'
 
+mutation image-tree-unchecked "verify reads the image's tree" \
+	./internal/verify '^TestImageTree$' \
+	internal/verify/image.go 'if got := hex\.EncodeToString\(listing\.Sum\(nil\)\); got != meta\.TreeSHA256 \{' 'if got := hex.EncodeToString(listing.Sum(nil)); false && got != meta.TreeSHA256 {'
+mutation image-signature-unchecked "verify checks image signatures" \
+	./cmd/fwrelease '^TestSnapshotOCILayout$' \
+	internal/verify/image.go '\tif o\.Verifier != nil \{' '	if false && o.Verifier != nil {'
+
 # --- a stale uv.lock is refused
 mutation stale-lock-accepted "the lock matches pyproject.toml" \
 	./cmd/fwrelease '^TestRealWorkerStaleLock$' \

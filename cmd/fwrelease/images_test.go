@@ -113,27 +113,34 @@ func checkImages(t *testing.T, dir string, m *manifest.Manifest, repo string, ba
 	mfile := filepath.Join(dir, "mount-manifest.json")
 	os.WriteFile(mfile, []byte(raw), 0o644)
 	pulled := filepath.Join(dir, "mount-signature")
+	// oras 1.3 lists them as referrers, earlier ones as manifests.
 	var refs struct {
+		Referrers []struct {
+			Digest string `json:"digest"`
+		} `json:"referrers"`
 		Manifests []struct {
 			Digest string `json:"digest"`
 		} `json:"manifests"`
 	}
-	json.Unmarshal([]byte(tool(t, "oras", orasModule, "discover", "--plain-http", "--format", "json", a.Images.Mount)), &refs)
-	if len(refs.Manifests) != 1 {
-		t.Fatalf("%d referrers of %s", len(refs.Manifests), a.Images.Mount)
+	disc := tool(t, "oras", orasModule, "discover", "--plain-http", "--format", "json", a.Images.Mount)
+	json.Unmarshal([]byte(disc), &refs)
+	refs.Referrers = append(refs.Referrers, refs.Manifests...)
+	if len(refs.Referrers) != 1 {
+		t.Fatalf("%d referrers of %s:\n%s", len(refs.Referrers), a.Images.Mount, disc)
 	}
 	repoName, _, _ := strings.Cut(a.Images.Mount, "@")
-	tool(t, "oras", orasModule, "pull", "--plain-http", "-o", pulled, repoName+"@"+refs.Manifests[0].Digest)
-	bundles, _ := filepath.Glob(filepath.Join(pulled, "*"))
-	if len(bundles) != 1 {
-		t.Fatalf("the referrer holds %v", bundles)
+	var sigManifest v1.Manifest
+	json.Unmarshal([]byte(tool(t, "oras", orasModule, "manifest", "fetch", "--plain-http", repoName+"@"+refs.Referrers[0].Digest)), &sigManifest)
+	if len(sigManifest.Layers) != 1 {
+		t.Fatalf("the referrer %s has %d layers", refs.Referrers[0].Digest, len(sigManifest.Layers))
 	}
+	tool(t, "oras", orasModule, "blob", "fetch", "--plain-http", "--output", pulled, repoName+"@"+sigManifest.Layers[0].Digest.String())
 	pub := filepath.Join(dir, "release.pub")
-	if out, err := cosignVerify(t, pub, mfile, bundles[0]); err != nil || !strings.Contains(out, "Verified OK") {
+	if out, err := cosignVerify(t, pub, mfile, pulled); err != nil || !strings.Contains(out, "Verified OK") {
 		t.Errorf("cosign verify-blob of the mount image's manifest: %v\n%s", err, out)
 	}
 	os.WriteFile(mfile, []byte(strings.Replace(raw, `"size":`, `"size": `, 1)), 0o644)
-	if out, err := cosignVerify(t, pub, mfile, bundles[0]); err == nil {
+	if out, err := cosignVerify(t, pub, mfile, pulled); err == nil {
 		t.Errorf("cosign accepted the image's signature for other manifest bytes:\n%s", out)
 	}
 }
