@@ -118,6 +118,15 @@ mutation stale-lock-accepted "the lock matches pyproject.toml" \
 	./cmd/fwrelease '^TestRealWorkerStaleLock$' \
 	internal/build/lockdeps.go 'if err := lock\.CheckFresh\(proj\); err != nil \{' 'if err := lock.CheckFresh(proj); false && err != nil {'
 
+# --- what a run-time install and an LB start need (issue 25)
+mutation record-slimmed "RECORD is kept for run-time upgrades" \
+	./internal/build '^TestSlimRules$' \
+	internal/build/slim.go '"direct_url\.json": true\}' '"direct_url.json": true, "RECORD": true}'
+
+mutation bundled-scripts-in-site-packages "bundled console scripts are in venv/bin" \
+	./internal/build '^TestScriptsMovedToVenv$' \
+	internal/build/bundled.go 'to := filepath\.Join\(root, "venv", "bin"\)' 'to := from'
+
 # --- wheels unpack inside the tree
 mutation wheel-unpack-by-path "writes stay in the tree" \
 	./internal/build '^TestUnpackWheelStaysInTree$' \
