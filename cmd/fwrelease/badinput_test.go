@@ -17,6 +17,7 @@ import (
 // the file, key, target or URL, and leaves no manifest behind.
 func TestBadInputs(t *testing.T) {
 	skipShort(t)
+	t.Parallel()
 	tests := []struct {
 		name   string
 		mutate func(t *testing.T, src string) // edits the example copy
@@ -75,6 +76,7 @@ func TestBadInputs(t *testing.T) {
 	targetRE := regexp.MustCompile(`py3\.1[0-9]-cpu`)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			dir := t.TempDir()
 			src := filepath.Join(dir, "src")
 			copyExample(t, src, 0o644, 0o755)
@@ -125,8 +127,9 @@ func secretsBeside(t *testing.T, src string) {
 // extracted.
 func TestBadManifestsAndTarballs(t *testing.T) {
 	skipShort(t)
+	t.Parallel()
 	dir := t.TempDir()
-	s := releaseSnapshot(t, exampleConfig(t), filepath.Join(dir, "dist"), "022", "UTC")
+	s := sharedSnapshot(t)
 	good, _ := os.ReadFile(filepath.Join(s.dist, "manifest.json"))
 	manifests := map[string]struct {
 		data string

@@ -44,18 +44,19 @@ func pbsArchive(t *testing.T, version string) string {
 // interpreter, found through a relative venv, wherever it is unpacked.
 func TestBundledLayout(t *testing.T) {
 	skipShort(t)
+	t.Parallel()
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
-	copyExample(t, src, 0o644, 0o755)
 	archive := pbsArchive(t, "3.12")
-	cfg := filepath.Join(src, "fwrelease.yaml")
-	data, _ := os.ReadFile(cfg)
-	text := strings.NewReplacer(
-		`python: ["3.10", "3.11", "3.12", "3.13"]`, `python: ["3.12"]`,
-		"layout: overlay", "layout: bundled\nbundled: {archive: \""+filepath.Join(filepath.Dir(archive), strings.Replace(filepath.Base(archive), "3.12", "{python}", 1))+"\"}",
-		"scripts/bootstrap.sh", "scripts/bootstrap-bundled.sh",
-	).Replace(string(data))
-	os.WriteFile(cfg, []byte(text), 0o644)
+	cfg := exampleWorker(t, src).
+		set("matrix.python", []string{"3.12"}).
+		set("layout", "bundled").
+		set("bundled.archive", filepath.Join(filepath.Dir(archive), strings.Replace(filepath.Base(archive), "3.12", "{python}", 1))).
+		set("files", []map[string]any{
+			{"src": "src/*.py", "dst": "src/"},
+			{"src": "scripts/bootstrap-bundled.sh", "dst": "bootstrap.sh", "mode": "0755"},
+		}).
+		write(t, filepath.Join(src, "fwrelease.yaml"))
 	dist := filepath.Join(dir, "dist")
 	r := run(t, dir, []string{"GITHUB_SHA=" + fixedCommit}, "--config", cfg, "--dist", dist, "build")
 	if r.code != 0 {

@@ -165,9 +165,10 @@ func tamperImages(t *testing.T, dir string, s snapshot, mpath, pub string) {
 	// The worker layer's blob, rewritten with a changed file: verify reads
 	// the tree and finds it is not the one MANIFEST.json describes.
 	worker := filepath.Join(layoutDir, "blobs", "sha256", strings.TrimPrefix(a.Layers[1].Digest, "sha256:"))
-	data, _ := os.ReadFile(worker)
-	data[len(data)/2] ^= 0xff
-	os.WriteFile(worker, data, 0o644)
+	tampered(t, worker, func(data []byte) []byte {
+		data[len(data)/2] ^= 0xff
+		return data
+	})
 	v = run(t, dir, nil, "verify", mpath, "--key", pub, "--channel", "oci")
 	if v.code != 1 || !strings.Contains(v.stdout, "mount image: layer "+a.Layers[1].Digest) {
 		t.Errorf("verify of a mount image with a changed layer: exit %d\n%s%s", v.code, v.stdout, v.stderr)

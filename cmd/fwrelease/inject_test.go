@@ -94,6 +94,7 @@ func listDir(dir string) []string {
 // two targets sharing one volume, restarts, tampering, killed containers,
 // and downloads that must never run.
 func TestStartScript(t *testing.T) {
+	t.Parallel()
 	rel := httpsRelease(t)
 	py310, py311 := python(t, "3.10"), python(t, "3.11")
 	a310, _ := rel.m.Find("py3.10-cpu-linux-x86_64")
@@ -227,6 +228,7 @@ func TestStartScript(t *testing.T) {
 // Five containers starting at once on one empty volume all boot, and
 // leave exactly one blob and no temporary files.
 func TestStartScriptConcurrentContainers(t *testing.T) {
+	t.Parallel()
 	rel := httpsRelease(t)
 	py := python(t, "3.11")
 	a, _ := rel.m.Find("py3.11-cpu-linux-x86_64")
@@ -269,6 +271,7 @@ func TestStartScriptConcurrentContainers(t *testing.T) {
 // in a mount namespace of its own, with the volume remounted read-only or
 // a tiny tmpfs; that needs root (CI runs as root) or user namespaces.
 func TestStartScriptReadOnlyAndFullVolume(t *testing.T) {
+	t.Parallel()
 	rel := httpsRelease(t)
 	py := python(t, "3.11")
 	a, _ := rel.m.Find("py3.11-cpu-linux-x86_64")
@@ -321,6 +324,7 @@ func TestStartScriptReadOnlyAndFullVolume(t *testing.T) {
 }
 
 func TestInjectRefuses(t *testing.T) {
+	t.Parallel()
 	rel := httpsRelease(t)
 	dir := t.TempDir()
 	const id = "py3.11-cpu-linux-x86_64"

@@ -26,6 +26,7 @@ func TestInstallScript(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs bash and curl against a local server; skipped with -short")
 	}
+	t.Parallel()
 	if runtime.GOOS != "linux" {
 		t.Skip("the fake release is built for linux")
 	}

@@ -27,6 +27,7 @@ import (
 // run finishes the job.
 func TestInterruptedReleaseResumes(t *testing.T) {
 	skipShort(t)
+	t.Parallel()
 	points := []struct {
 		name    string
 		trigger func(r *http.Request) bool // nil: interrupt during the build
@@ -37,7 +38,10 @@ func TestInterruptedReleaseResumes(t *testing.T) {
 		{"moving latest.json", func(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, "latest.json") }},
 	}
 	for _, pt := range points {
-		t.Run(pt.name, func(t *testing.T) { interruptAt(t, pt.trigger) })
+		t.Run(pt.name, func(t *testing.T) {
+			t.Parallel()
+			interruptAt(t, pt.trigger)
+		})
 	}
 }
 

@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -23,14 +21,14 @@ const (
 // fwrelease verify and cosign check the identity against a trusted root.
 func TestKeylessReleaseVerifies(t *testing.T) {
 	skipShort(t)
+	t.Parallel()
 	ss := testserver.StartSigstore(t, workflowIdentity, actionsIssuer)
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
-	copyExample(t, src, 0o644, 0o755)
-	cfg := filepath.Join(src, "fwrelease.yaml")
-	f, _ := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
-	fmt.Fprintf(f, "sign: {keyless: true, fulcio_url: %q, rekor_url: %q}\npublish:\n  local: {dir: %s}\n", ss.Fulcio.URL, ss.Rekor.URL, filepath.Join(dir, "mirror"))
-	f.Close()
+	cfg := exampleWorker(t, src).
+		set("sign", map[string]any{"keyless": true, "fulcio_url": ss.Fulcio.URL, "rekor_url": ss.Rekor.URL}).
+		set("publish.local", map[string]any{"dir": filepath.Join(dir, "mirror")}).
+		write(t, filepath.Join(src, "fwrelease.yaml"))
 	dist := filepath.Join(dir, "dist")
 	env := append(ss.Env(), "GITHUB_SHA="+fixedCommit)
 

@@ -1,98 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"errors"
-	"flag"
-	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
-
-	"github.com/runpod-workers/fwrelease/internal/containertest"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files")
-
-// bin is fwrelease built once for the tests that run it as a user would.
-var bin string
-
-func TestMain(m *testing.M) {
-	flag.Parse()
-	dir, err := os.MkdirTemp("", "fwrelease-bin")
-	if err != nil {
-		panic(err)
-	}
-	bin = filepath.Join(dir, "fwrelease")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "building fwrelease: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := containertest.Main(m) // m.Run, then the containers' storage removed
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-type result struct {
-	stdout, stderr string
-	code           int
-}
-
-// run runs fwrelease in dir with extra environment variables.
-func run(t *testing.T, dir string, env []string, args ...string) result {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), env...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	var exitErr *exec.ExitError
-	if errors.As(err, &exitErr) {
-		code = exitErr.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return result{stdout.String(), stderr.String(), code}
-}
-
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return root
-}
-
-func exampleConfig(t *testing.T) string {
-	return filepath.Join(repoRoot(t), "examples", "flash-worker", "fwrelease.yaml")
-}
-
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("output differs from %s (run go test -update if the change is intended):\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
-}
-
 func TestTargetsGolden(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct{ name, golden string }{{"table", "targets.golden.txt"}, {"json", "targets.golden.json"}} {
 		t.Run(tt.name, func(t *testing.T) {
 			args := []string{"--config", exampleConfig(t), "targets"}
@@ -109,6 +27,7 @@ func TestTargetsGolden(t *testing.T) {
 }
 
 func TestExitCodesAndMessages(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	badCfg := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(badCfg, []byte("name: flash-worker\nversion: \"1.2\"\nmatrix: {python: [\"3.11\"], arch: [arm64]}\nfiles: [{src: x}]\n"), 0o644)
@@ -147,38 +66,5 @@ func TestExitCodesAndMessages(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "m.json")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("a failed merge left %s behind", filepath.Join(dir, "m.json"))
-	}
-}
-
-// pythons finds the real interpreters of each version (pyenv's on this
-// machine). A missing one fails the full run: the test would otherwise
-// pass without checking anything.
-func python(t *testing.T, version string) string {
-	t.Helper()
-	root := os.Getenv("PYENV_ROOT")
-	if root == "" {
-		home, _ := os.UserHomeDir()
-		root = filepath.Join(home, ".pyenv")
-	}
-	matches, _ := filepath.Glob(filepath.Join(root, "versions", version+".*", "bin", "python"+version))
-	if len(matches) > 0 {
-		return matches[len(matches)-1]
-	}
-	// pyenv's shims run whichever version pyenv selects, not the one named.
-	if p, err := exec.LookPath("python" + version); err == nil && !strings.Contains(p, "/shims/") {
-		return p
-	}
-	{
-		t.Fatalf("no Python %s interpreter under %s/versions or on PATH; install it (see .ci/run)", version, root)
-	}
-	return ""
-}
-
-func skipShort(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration test: runs pip and real interpreters; skipped with -short")
-	}
-	if runtime.GOOS != "linux" {
-		t.Skip("the worker runs on linux only")
 	}
 }

@@ -13,6 +13,7 @@ import (
 // build would give; the same target built two ways is refused.
 func TestBuildShardsAndMerge(t *testing.T) {
 	skipShort(t)
+	t.Parallel()
 	dir := t.TempDir()
 	env := []string{"GITHUB_SHA=" + fixedCommit}
 	ids := []string{"py3.10-cpu-linux-x86_64", "py3.13-cpu-linux-x86_64"}
@@ -39,7 +40,7 @@ func TestBuildShardsAndMerge(t *testing.T) {
 	}
 
 	// The same targets in a whole snapshot have the same digests.
-	s := releaseSnapshot(t, exampleConfig(t), filepath.Join(dir, "whole"), "022", "UTC")
+	s := sharedSnapshot(t)
 	for _, a := range m.Artifacts {
 		w, _ := s.manifest.Find(a.Target.ID)
 		if w.SHA256 != a.SHA256 {

@@ -7,7 +7,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -32,15 +31,6 @@ func countingRegistry(t *testing.T, addr string) (host string, uploads *atomic.I
 	return strings.TrimPrefix(srv.URL, "http://"), uploads
 }
 
-func tool(t *testing.T, name, install string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(testserver.Binary(t, name, install), args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
 const (
 	orasModule  = "oras.land/oras/cmd/oras@v1.3.6"
 	craneModule = "github.com/google/go-containerregistry/cmd/crane@v0.22.1"
@@ -49,17 +39,18 @@ const (
 // The registry, and two independent clients, read what fwrelease pushes.
 func TestReleaseToOCIRegistry(t *testing.T) {
 	skipShort(t)
+	t.Parallel()
 	host, uploads := countingRegistry(t, testserver.StartRegistry(t))
 	repo := host + "/runpod/flash-worker"
 	dir := t.TempDir()
-	cfg, _ := releaseConfig(t, dir, "http://127.0.0.1:1")
-	// Swap the S3 channel the helper added for the registry.
-	data, _ := os.ReadFile(cfg)
-	text := string(data[:strings.Index(string(data), "  s3:")]) + "  oci: {repository: " + repo + ", plain_http: true}\n"
-	// Overlay images on a base in the same registry, one tag per Python.
+	// The registry in place of the S3 channel the helper adds, and overlay
+	// images on a base in the same registry, one tag per Python.
 	base := pushBase(t, host+"/library/python", "3.10", "3.11", "3.12", "3.13")
-	text += "images:\n  bases: {cpu: \"" + host + "/library/python:{python}-slim\"}\n"
-	os.WriteFile(cfg, []byte(text), 0o644)
+	cfg, _ := releaseConfig(t, dir, "http://127.0.0.1:1", map[string]any{
+		"publish.s3":   nil,
+		"publish.oci":  map[string]any{"repository": repo, "plain_http": true},
+		"images.bases": map[string]any{"cpu": host + "/library/python:{python}-slim"},
+	})
 	dist := filepath.Join(dir, "dist")
 	env := []string{"GITHUB_SHA=" + fixedCommit}
 
@@ -146,11 +137,12 @@ func TestReleaseToOCIRegistry(t *testing.T) {
 	}
 }
 
-// A snapshot's OCI layout is readable by oras as it is.
+// A snapshot's OCI layout is readable by oras as it is. It tampers with
+// the shared snapshot, so it does not run in parallel.
 func TestSnapshotOCILayout(t *testing.T) {
 	skipShort(t)
 	dir := t.TempDir()
-	s := releaseSnapshot(t, exampleConfig(t), filepath.Join(dir, "dist"), "022", "UTC")
+	s := sharedSnapshot(t)
 	layout := filepath.Join(s.dist, "oci")
 	out := filepath.Join(dir, "pulled")
 	tool(t, "oras", orasModule, "pull", "--oci-layout", "-o", out, layout+":v1.2.0-py3.12-cpu-linux-x86_64")
@@ -174,10 +166,10 @@ func TestSnapshotOCILayout(t *testing.T) {
 	}
 	tamperImages(t, dir, s, mpath, pub)
 	// A blob changed in the layout is caught.
-	blob := filepath.Join(layout, "blobs", "sha256", a.SHA256)
-	data, _ := os.ReadFile(blob)
-	data[len(data)/2] ^= 0xff
-	os.WriteFile(blob, data, 0o644)
+	tampered(t, filepath.Join(layout, "blobs", "sha256", a.SHA256), func(data []byte) []byte {
+		data[len(data)/2] ^= 0xff
+		return data
+	})
 	if v := run(t, dir, nil, "verify", mpath, "--key", pub, "--channel", "oci"); v.code != 1 || !strings.Contains(v.stdout, a.Target.ID) || !strings.Contains(v.stdout, "FAIL") {
 		t.Errorf("verify of a corrupted layout blob: exit %d\n%s%s", v.code, v.stdout, v.stderr)
 	}

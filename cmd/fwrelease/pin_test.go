@@ -119,6 +119,7 @@ with open(out, "w") as f:
 `
 
 func TestPinSDKModule(t *testing.T) {
+	t.Parallel()
 	rel := httpsRelease(t)
 	dir := t.TempDir()
 	sdk := filepath.Join(dir, "sdk")
@@ -251,8 +252,9 @@ func TestPinSDKModule(t *testing.T) {
 // pin refuses it rather than write a module that cannot work.
 func TestPinRefusesFileURLs(t *testing.T) {
 	skipShort(t)
+	t.Parallel()
 	dir := t.TempDir()
-	s := releaseSnapshot(t, exampleConfig(t), filepath.Join(dir, "dist"), "022", "UTC")
+	s := sharedSnapshot(t)
 	sdk := filepath.Join(dir, "sdk")
 	os.MkdirAll(filepath.Dir(filepath.Join(sdk, pin.ConstantsFile)), 0o755)
 	os.WriteFile(filepath.Join(sdk, pin.ConstantsFile), []byte(sdkFiles[pin.ConstantsFile]), 0o644)

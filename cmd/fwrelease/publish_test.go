@@ -42,10 +42,23 @@ func publicRead(t *testing.T, srv *testserver.S3, bucket string) *publish.S3 {
 }
 
 // releaseConfig copies the example and adds local and S3 channels and a key.
-func releaseConfig(t *testing.T, dir, endpoint string) (cfg, pub string) {
+// extra settings, by dotted key, are set on top.
+func releaseConfig(t *testing.T, dir, endpoint string, extra ...map[string]any) (cfg, pub string) {
+	return withChannels(t, dir, endpoint, true, extra)
+}
+
+// s3OnlyConfig is releaseConfig without the local mirror, whose copy would
+// otherwise make every release complete.
+func s3OnlyConfig(t *testing.T, dir, endpoint string) (cfg, pub string) {
+	return withChannels(t, dir, endpoint, false, nil)
+}
+
+// withChannels copies the example and adds a key, an S3 channel and, with
+// localMirror, a local one.
+func withChannels(t *testing.T, dir, endpoint string, localMirror bool, extra []map[string]any) (cfg, pub string) {
 	t.Helper()
 	src := filepath.Join(dir, "src")
-	copyExample(t, src, 0o644, 0o755)
+	c := exampleWorker(t, src)
 	priv, pubPEM, err := cryptoutils.GeneratePEMEncodedECDSAKeyPair(elliptic.P256(), cryptoutils.SkipPassword)
 	if err != nil {
 		t.Fatal(err)
@@ -53,16 +66,20 @@ func releaseConfig(t *testing.T, dir, endpoint string) (cfg, pub string) {
 	os.WriteFile(filepath.Join(src, "release.key"), priv, 0o600)
 	pub = filepath.Join(dir, "release.pub")
 	os.WriteFile(pub, pubPEM, 0o644)
-	cfg = filepath.Join(src, "fwrelease.yaml")
-	f, _ := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
-	fmt.Fprintf(f, "sign: {key: release.key}\npublish:\n  local: {dir: %s}\n  s3: {bucket: releases, prefix: flash-worker, region: us-east-1, endpoint: %q, path_style: true}\n",
-		filepath.Join(dir, "mirror"), endpoint)
-	f.Close()
-	return cfg, pub
+	c.set("sign", map[string]any{"key": "release.key"}).
+		set("publish.s3", map[string]any{"bucket": "releases", "prefix": "flash-worker", "region": "us-east-1", "endpoint": endpoint, "path_style": true})
+	if localMirror {
+		c.set("publish.local", map[string]any{"dir": filepath.Join(dir, "mirror")})
+	}
+	for _, settings := range extra {
+		c.setAll(settings)
+	}
+	return c.write(t, filepath.Join(src, "fwrelease.yaml")), pub
 }
 
 func TestReleaseToLocalAndS3(t *testing.T) {
 	skipShort(t)
+	t.Parallel()
 	srv := testserver.StartS3(t, "releases")
 	s3c := publicRead(t, srv, "releases")
 	// Every request to S3 goes through a recorder, so the re-run below is
@@ -163,6 +180,7 @@ func TestReleaseToLocalAndS3(t *testing.T) {
 // and nothing of the new release becomes visible.
 func TestPublishRefusesOverwrite(t *testing.T) {
 	skipShort(t)
+	t.Parallel()
 	srv := testserver.StartS3(t, "releases")
 	s3c := publicRead(t, srv, "releases")
 	dir := t.TempDir()
@@ -195,21 +213,12 @@ func fetch(t *testing.T, s3c *publish.S3, key string) ([]byte, error) {
 	return io.ReadAll(body)
 }
 
-// s3OnlyConfig is releaseConfig without the local mirror, whose copy would
-// otherwise make every release complete.
-func s3OnlyConfig(t *testing.T, dir, endpoint string) (cfg, pub string) {
-	t.Helper()
-	cfg, pub = releaseConfig(t, dir, endpoint)
-	data, _ := os.ReadFile(cfg)
-	os.WriteFile(cfg, []byte(strings.Replace(string(data), "  local: {dir: "+filepath.Join(dir, "mirror")+"}\n", "", 1)), 0o644)
-	return cfg, pub
-}
-
 // A publish that fails half-way leaves consumers on the previous release:
 // no manifest, no latest.json, no open multipart upload; the next run
 // completes it.
 func TestPublishFailsHalfWayThenCompletes(t *testing.T) {
 	skipShort(t)
+	t.Parallel()
 	srv := testserver.StartS3(t, "releases")
 	s3c := publicRead(t, srv, "releases")
 	var puts atomic.Int32

@@ -12,7 +12,7 @@ import (
 
 // buildRealisticTree builds a tarball of Debian's realistic tree and
 // returns the tree, the extracted tarball and the build's stderr.
-func buildRealisticTree(t *testing.T, extra string) (tree, x string, r result) {
+func buildRealisticTree(t *testing.T, extra map[string]any) (tree, x string, r result) {
 	t.Helper()
 	dir := t.TempDir()
 	tree = realisticTree(t)
@@ -34,7 +34,8 @@ func buildRealisticTree(t *testing.T, extra string) (tree, x string, r result) {
 // build shows the default shared-library report.
 func TestManifestListsEggInfo(t *testing.T) {
 	skipShort(t)
-	tree, x, r := buildRealisticTree(t, "")
+	t.Parallel()
+	tree, x, r := buildRealisticTree(t, nil)
 	if r.code != 0 {
 		t.Fatalf("build: %s", r.stderr)
 	}
@@ -80,7 +81,8 @@ func TestManifestListsEggInfo(t *testing.T) {
 // internal/build's tests the provided list).
 func TestSharedLibraryReportFails(t *testing.T) {
 	skipShort(t)
-	_, _, r := buildRealisticTree(t, "shared_libs: {missing: fail}\n")
+	t.Parallel()
+	_, _, r := buildRealisticTree(t, map[string]any{"shared_libs.missing": "fail"})
 	if r.code != 1 || !strings.Contains(r.stderr, "shared libraries are in neither the tarball nor the python-slim base image:\n") ||
 		!strings.Contains(r.stderr, "\n  libyaml-0.so.2, needed by site-packages/yaml/_yaml.cpython-") {
 		t.Errorf("missing: fail: exit %d, want 1 and an error naming libyaml-0.so.2:\n%s", r.code, r.stderr)

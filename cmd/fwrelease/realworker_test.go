@@ -12,14 +12,6 @@ import (
 	"testing"
 )
 
-// copyDir copies a fixture directory tree (files keep their exec bit).
-func copyDir(t *testing.T, src, dst string) {
-	t.Helper()
-	if out, err := exec.Command("cp", "-R", src, dst).CombinedOutput(); err != nil {
-		t.Fatalf("cp -R %s %s: %v\n%s", src, dst, err, out)
-	}
-}
-
 // realWorker copies testdata/real-worker into dir and serves the fake uv
 // from 127.0.0.1, pointing its extra file at that URL instead of the path.
 func realWorker(t *testing.T, dir string) string {
@@ -58,6 +50,7 @@ func lockedFor(py string) string {
 // taken.
 func TestRealWorkerSnapshot(t *testing.T) {
 	skipShort(t)
+	t.Parallel()
 	dir := t.TempDir()
 	cfg := realWorker(t, dir)
 	dist := filepath.Join(dir, "dist")
@@ -93,6 +86,7 @@ func TestRealWorkerSnapshot(t *testing.T) {
 // the package; so does a fake uv whose digest is not the config's.
 func TestRealWorkerTampered(t *testing.T) {
 	skipShort(t)
+	t.Parallel()
 	tests := []struct {
 		name   string
 		tamper func(t *testing.T, worker string)
@@ -111,6 +105,7 @@ func TestRealWorkerTampered(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			dir := t.TempDir()
 			cfg := realWorker(t, dir)
 			tt.tamper(t, filepath.Dir(cfg))
@@ -168,6 +163,7 @@ func TestRealWorkerStaleLock(t *testing.T) {
 // snapshot does not care.
 func TestReleaseRefusesDirtyTreeAndWrongTag(t *testing.T) {
 	skipShort(t)
+	t.Parallel()
 	git := func(t *testing.T, repo string, args ...string) {
 		t.Helper()
 		cmd := exec.Command("git", append([]string{"-C", repo, "-c", "user.name=t", "-c", "user.email=t@e"}, args...)...)

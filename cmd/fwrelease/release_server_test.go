@@ -143,7 +143,12 @@ func httpsRelease(t *testing.T) *httpsRel {
 }
 
 func makeHTTPSRelease(t *testing.T, base string) (*httpsRel, string) {
-	s := releaseSnapshot(t, exampleConfig(t), filepath.Join(base, "dist"), "022", "UTC")
+	// A copy of the shared snapshot: its URLs are re-pointed and its
+	// files signed again below.
+	shared := sharedSnapshot(t)
+	os.MkdirAll(base, 0o755)
+	copyDir(t, shared.dist, filepath.Join(base, "dist"))
+	s := snapshot{dist: filepath.Join(base, "dist")}
 	h := &httpsRel{dir: s.dist, manifest: filepath.Join(s.dist, "manifest.json")}
 	h.server = startReleaseServer(s.dist) // lives as long as the test binary
 	cert := h.server.Certificate()

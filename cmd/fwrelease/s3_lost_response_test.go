@@ -69,6 +69,7 @@ func startLostResponses(t *testing.T, endpoint string) *lostResponses {
 // latest.json included.
 func TestReleaseThroughLostS3Responses(t *testing.T) {
 	skipShort(t)
+	t.Parallel()
 	srv := testserver.StartS3(t, "releases")
 	proxy := startLostResponses(t, srv.Endpoint)
 	s3c := publicRead(t, srv, "releases")

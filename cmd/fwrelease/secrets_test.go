@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto/elliptic"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -19,6 +18,7 @@ import (
 // errors, even with -v and even when the request they authorise fails.
 func TestSecretsNeverPrinted(t *testing.T) {
 	skipShort(t)
+	t.Parallel()
 	const (
 		ghToken  = "ghp_secretTokenNeverPrinted0123"
 		awsKey   = "awsSecretNeverPrinted0123456789"
@@ -27,10 +27,9 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	srv := testserver.StartS3(t, "releases")
 	gh := testserver.StartGitHub(t, "ghp_theRightToken")
 	dir := t.TempDir()
-	cfg, _ := releaseConfig(t, dir, srv.Endpoint)
-	f, _ := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
-	fmt.Fprintf(f, "  github: {owner: runpod-workers, repo: flash, api_url: %q, upload_url: %q}\n", gh.APIURL(), gh.UploadURL())
-	f.Close()
+	cfg, _ := releaseConfig(t, dir, srv.Endpoint, map[string]any{
+		"publish.github": map[string]any{"owner": "runpod-workers", "repo": "flash", "api_url": gh.APIURL(), "upload_url": gh.UploadURL()},
+	})
 	// The release key is encrypted with the password, so signing reads it;
 	// another key is encrypted with some other password, so decrypting it
 	// fails with the password in hand.
@@ -79,6 +78,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 // token reaches neither the output nor dist/.
 func TestEchoedSecretsRedacted(t *testing.T) {
 	skipShort(t)
+	t.Parallel()
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
 	copyExample(t, src, 0o644, 0o755)
@@ -106,12 +106,12 @@ func TestEchoedSecretsRedacted(t *testing.T) {
 		const token = "ghp_echoedTokenNeverPrinted0123456789"
 		gh := testserver.StartGitHub(t, "ghp_theRightToken")
 		gh.Set(func(g *testserver.GitHub) { g.EchoAuthorization = true })
-		ghCfg := filepath.Join(src, "github.yaml")
-		data, _ := os.ReadFile(cfg)
 		priv, _, _ := cryptoutils.GeneratePEMEncodedECDSAKeyPair(elliptic.P256(), cryptoutils.SkipPassword)
 		os.WriteFile(filepath.Join(src, "release.key"), priv, 0o600)
-		data = fmt.Appendf(data, "sign: {key: release.key}\npublish:\n  github: {owner: runpod-workers, repo: flash, api_url: %q, upload_url: %q}\n", gh.APIURL(), gh.UploadURL())
-		os.WriteFile(ghCfg, data, 0o644)
+		ghCfg := readConfig(t, cfg).
+			set("sign", map[string]any{"key": "release.key"}).
+			set("publish.github", map[string]any{"owner": "runpod-workers", "repo": "flash", "api_url": gh.APIURL(), "upload_url": gh.UploadURL()}).
+			write(t, filepath.Join(src, "github.yaml"))
 		if r := run(t, dir, nil, "--config", ghCfg, "--dist", dist, "sign"); r.code != 0 {
 			t.Fatalf("sign: %s", r.stderr)
 		}
@@ -125,10 +125,9 @@ func TestEchoedSecretsRedacted(t *testing.T) {
 	t.Run("Fulcio quotes the OIDC token", func(t *testing.T) {
 		ss := testserver.StartSigstore(t, workflowIdentity, actionsIssuer)
 		ss.EchoToken = true
-		kCfg := filepath.Join(src, "keyless.yaml")
-		data, _ := os.ReadFile(cfg)
-		data = fmt.Appendf(data, "sign: {keyless: true, fulcio_url: %q, rekor_url: %q}\n", ss.Fulcio.URL, ss.Rekor.URL)
-		os.WriteFile(kCfg, data, 0o644)
+		kCfg := readConfig(t, cfg).
+			set("sign", map[string]any{"keyless": true, "fulcio_url": ss.Fulcio.URL, "rekor_url": ss.Rekor.URL}).
+			write(t, filepath.Join(src, "keyless.yaml"))
 		r := run(t, dir, ss.Env(), "-v", "--config", kCfg, "--dist", dist, "--allow-insecure", "sign")
 		if r.code != 1 || !strings.Contains(r.stderr, "invalid identity token [REDACTED]") {
 			t.Errorf("exit %d, want 1 and the echoed token redacted:\n%s", r.code, r.stderr)

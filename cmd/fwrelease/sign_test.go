@@ -11,36 +11,11 @@ import (
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 )
 
-// cosignBin finds the independent verifier. The full run fails without it:
-// these tests would otherwise prove nothing.
-func cosignBin(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("cosign"); err == nil {
-		return p
-	}
-	home, _ := os.UserHomeDir()
-	p := filepath.Join(home, "go", "bin", "cosign")
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("cosign not found on PATH or in ~/go/bin: go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5 (see .ci/run)")
-	}
-	return p
-}
-
-// cosignVerify runs `cosign verify-blob` offline on a v0.3 bundle. With a
-// key and no transparency log, an empty trusted root is all it needs.
-func cosignVerify(t *testing.T, pub, file, bundle string) (string, error) {
-	t.Helper()
-	root := filepath.Join(t.TempDir(), "trusted_root.json")
-	os.WriteFile(root, []byte(`{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1"}`), 0o644)
-	out, err := exec.Command(cosignBin(t), "verify-blob", "--key", pub, "--bundle", bundle,
-		"--new-bundle-format", "--insecure-ignore-tlog", "--trusted-root", root, file).CombinedOutput()
-	return string(out), err
-}
-
 func TestCosignVerifiesSnapshotSignatures(t *testing.T) {
 	skipShort(t)
+	t.Parallel()
 	dir := t.TempDir()
-	s := releaseSnapshot(t, exampleConfig(t), filepath.Join(dir, "dist"), "022", "UTC")
+	s := sharedSnapshot(t)
 	pub := filepath.Join(s.dist, "snapshot.pub")
 	files := []string{"manifest.json"}
 	for _, a := range s.manifest.Artifacts {
@@ -66,6 +41,7 @@ func TestCosignVerifiesSnapshotSignatures(t *testing.T) {
 
 func TestSignWithKeysCosignVerifies(t *testing.T) {
 	skipShort(t)
+	t.Parallel()
 	dir := t.TempDir()
 	dist := filepath.Join(dir, "dist")
 	r := run(t, dir, []string{"GITHUB_SHA=" + fixedCommit}, "--config", exampleConfig(t), "--dist", dist, "build", "--target", "py3.11-cpu-linux-x86_64")
@@ -128,11 +104,12 @@ func TestSignWithKeysCosignVerifies(t *testing.T) {
 }
 
 // fwrelease verify must refuse a tampered tarball, a tampered bundle and
-// the wrong key, each with a message naming what failed.
+// the wrong key, each with a message naming what failed. It tampers with
+// the shared snapshot, so it does not run in parallel.
 func TestVerifyRejectsTampering(t *testing.T) {
 	skipShort(t)
 	dir := t.TempDir()
-	s := releaseSnapshot(t, exampleConfig(t), filepath.Join(dir, "dist"), "022", "UTC")
+	s := sharedSnapshot(t)
 	mpath := filepath.Join(s.dist, "manifest.json")
 	pub := filepath.Join(s.dist, "snapshot.pub")
 	first := s.manifest.Artifacts[0]

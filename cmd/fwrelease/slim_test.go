@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,20 +21,21 @@ func realisticTree(t *testing.T) string {
 	return dir
 }
 
-func depsDirConfig(t *testing.T, dir, deps, extra string) string {
+// depsDirConfig writes a config in dir that takes deps as the installed
+// dependencies of Python 3.11, with extra settings by dotted key.
+func depsDirConfig(t *testing.T, dir, deps string, extra map[string]any) string {
 	t.Helper()
 	os.MkdirAll(filepath.Join(dir, "scripts"), 0o755)
 	boot, _ := os.ReadFile(filepath.Join(repoRoot(t), "examples", "flash-worker", "scripts", "bootstrap.sh"))
 	os.WriteFile(filepath.Join(dir, "scripts", "bootstrap.sh"), boot, 0o755)
-	cfg := filepath.Join(dir, "fwrelease.yaml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`name: flash-worker
-version: "1.0.0"
-source_date_epoch: 1767225600
-matrix: {python: ["3.11"]}
-files: [{src: scripts/bootstrap.sh, dst: bootstrap.sh, mode: "0755"}]
-deps: {dir: %s}
-%s`, deps, extra)), 0o644)
-	return cfg
+	return workerConfig{
+		"name":              "flash-worker",
+		"version":           "1.0.0",
+		"source_date_epoch": 1767225600,
+		"matrix":            map[string]any{"python": []string{"3.11"}},
+		"files":             []map[string]any{{"src": "scripts/bootstrap.sh", "dst": "bootstrap.sh", "mode": "0755"}},
+		"deps":              map[string]any{"dir": deps},
+	}.setAll(extra).write(t, filepath.Join(dir, "fwrelease.yaml"))
 }
 
 // The slimmed tarball of a realistic tree is at least 61% smaller than
@@ -44,9 +44,10 @@ deps: {dir: %s}
 // before slimming.
 func TestSlimRealisticTree(t *testing.T) {
 	skipShort(t)
+	t.Parallel()
 	dir := t.TempDir()
 	tree := realisticTree(t)
-	cfg := depsDirConfig(t, dir, tree, "")
+	cfg := depsDirConfig(t, dir, tree, nil)
 	r := run(t, dir, nil, "--config", cfg, "--dist", filepath.Join(dir, "dist"), "build")
 	if r.code != 0 {
 		t.Fatalf("build: %s", r.stderr)
@@ -132,8 +133,9 @@ for n in sorted(names):
 // max_size, is raised here: it is not what this test is about.)
 func TestSlimBudget(t *testing.T) {
 	skipShort(t)
+	t.Parallel()
 	dir := t.TempDir()
-	cfg := depsDirConfig(t, dir, realisticTree(t), "slim: {max_size: 1MiB, max_unpacked_size: 1GiB}\n")
+	cfg := depsDirConfig(t, dir, realisticTree(t), map[string]any{"slim.max_size": "1MiB", "slim.max_unpacked_size": "1GiB"})
 	dist := filepath.Join(dir, "dist")
 	r := run(t, dir, nil, "--config", cfg, "--dist", dist, "build")
 	if r.code != 1 || !strings.Contains(r.stderr, "over slim.max_size of 1048576 bytes") || !strings.Contains(r.stderr, "PACKAGE") || !strings.Contains(r.stderr, "numpy") {
@@ -148,6 +150,7 @@ func TestSlimBudget(t *testing.T) {
 // a link into the tree it was given.
 func TestDepsDirIsLeftAlone(t *testing.T) {
 	skipShort(t)
+	t.Parallel()
 	dir := t.TempDir()
 	tree := filepath.Join(dir, "site-packages")
 	files := map[string]string{
@@ -164,7 +167,7 @@ func TestDepsDirIsLeftAlone(t *testing.T) {
 		os.WriteFile(p, []byte(content), 0o600)
 	}
 	for _, slim := range [][]string{nil, {"--no-slim"}} {
-		cfg := depsDirConfig(t, dir, tree, "")
+		cfg := depsDirConfig(t, dir, tree, nil)
 		r := run(t, dir, nil, append([]string{"--config", cfg, "--dist", filepath.Join(dir, "dist"), "build"}, slim...)...)
 		if r.code != 0 {
 			t.Fatalf("build %v: %s", slim, r.stderr)

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,87 +15,21 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/runpod-workers/fwrelease/internal/archive"
 	"github.com/runpod-workers/fwrelease/internal/build"
-	"github.com/runpod-workers/fwrelease/internal/manifest"
 )
-
-const fixedCommit = "0123456789abcdef0123456789abcdef01234567"
-
-// copyExample copies the example worker, giving every file a random mtime
-// and the given permission bits, as another checkout on another machine
-// would.
-func copyExample(t *testing.T, dst string, fileMode, dirMode os.FileMode) {
-	t.Helper()
-	src := filepath.Join(repoRoot(t), "examples", "flash-worker")
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		out := filepath.Join(dst, rel)
-		if d.IsDir() {
-			return os.MkdirAll(out, dirMode)
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		info, _ := d.Info()
-		mode := fileMode
-		if info.Mode()&0o100 != 0 {
-			mode |= 0o100
-		}
-		if err := os.WriteFile(out, data, mode); err != nil {
-			return err
-		}
-		when := time.Unix(rand.Int63n(1<<32), 0)
-		return os.Chtimes(out, when, when)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
-type snapshot struct {
-	dist     string
-	manifest *manifest.Manifest
-}
-
-// releaseSnapshot runs `release --snapshot` under a umask and time zone.
-func releaseSnapshot(t *testing.T, cfg, dist, umask, tz string) snapshot {
-	t.Helper()
-	cmd := exec.Command("sh", "-c", "umask "+umask+" && exec \"$0\" \"$@\"", bin, "--config", cfg, "--dist", dist, "release", "--snapshot")
-	cmd.Env = append(os.Environ(), "TZ="+tz, "GITHUB_SHA="+fixedCommit, "LC_ALL=C")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("release --snapshot: %v\n%s", err, stderr.String())
-	}
-	if got := strings.TrimSpace(stdout.String()); got != filepath.Join(dist, "manifest.json") {
-		t.Errorf("stdout = %q, want the manifest's path", got)
-	}
-	data, err := os.ReadFile(filepath.Join(dist, "manifest.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := manifest.Decode(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return snapshot{dist: dist, manifest: m}
-}
 
 // The core promise: the same source gives the same bytes, whoever builds it.
 func TestSnapshotIsReproducible(t *testing.T) {
 	skipShort(t)
-	a := t.TempDir()
+	t.Parallel()
+	// The shared snapshot is the example's checkout, umask 022, UTC; the
+	// other a copy with random mtimes and other permissions, umask 077, in
+	// a time zone 12:45 ahead.
+	s1 := sharedSnapshot(t)
 	b := t.TempDir()
-	copyExample(t, filepath.Join(a, "src"), 0o644, 0o755)
 	copyExample(t, filepath.Join(b, "src"), 0o600, 0o700)
-	s1 := releaseSnapshot(t, filepath.Join(a, "src", "fwrelease.yaml"), filepath.Join(a, "dist"), "022", "UTC")
 	s2 := releaseSnapshot(t, filepath.Join(b, "src", "fwrelease.yaml"), filepath.Join(b, "dist"), "077", "Pacific/Chatham")
 
 	if len(s1.manifest.Artifacts) != 4 {
@@ -145,10 +78,12 @@ func TestSnapshotIsReproducible(t *testing.T) {
 // the matching real interpreter, and refuses any other.
 func TestSnapshotBootsOnEachPython(t *testing.T) {
 	skipShort(t)
+	t.Parallel()
 	dir := t.TempDir()
-	s := releaseSnapshot(t, exampleConfig(t), filepath.Join(dir, "dist"), "022", "UTC")
+	s := sharedSnapshot(t)
 	for _, art := range s.manifest.Artifacts {
 		t.Run(art.Target.ID, func(t *testing.T) {
+			t.Parallel()
 			fw := filepath.Join(dir, "opt", art.Target.ID)
 			os.MkdirAll(fw, 0o755)
 			if out, err := exec.Command("tar", "-xzf", filepath.Join(s.dist, art.File), "-C", fw, "--strip-components=1").CombinedOutput(); err != nil {
@@ -191,29 +126,12 @@ func TestSnapshotBootsOnEachPython(t *testing.T) {
 	}
 }
 
-// pythonDir makes a directory whose python3 and python3.X are the given
-// version.
-func pythonDir(t *testing.T, base, version string) string {
-	t.Helper()
-	dir := filepath.Join(base, "python"+version)
-	if _, err := os.Stat(dir); err == nil {
-		return dir
-	}
-	os.MkdirAll(dir, 0o755)
-	for _, name := range []string{"python3", "python" + version} {
-		if err := os.Symlink(python(t, version), filepath.Join(dir, name)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
-
 // The layout of docs/targets-and-tarball.md, read back by fwrelease's own safe reader and
 // checked against MANIFEST.json.
 func TestSnapshotTarballLayout(t *testing.T) {
 	skipShort(t)
-	dir := t.TempDir()
-	s := releaseSnapshot(t, exampleConfig(t), filepath.Join(dir, "dist"), "022", "UTC")
+	t.Parallel()
+	s := sharedSnapshot(t)
 	for _, art := range s.manifest.Artifacts {
 		t.Run(art.Target.ID, func(t *testing.T) {
 			f, err := os.Open(filepath.Join(s.dist, art.File))
@@ -302,13 +220,4 @@ func treeSHA256(t *testing.T, tarball string) string {
 	})
 	sum := sha256.Sum256([]byte(strings.Join(lines, "")))
 	return hex.EncodeToString(sum[:])
-}
-
-func readFile(t *testing.T, path string) []byte {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
 }

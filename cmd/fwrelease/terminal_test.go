@@ -19,6 +19,7 @@ import (
 // lines CI logs are made of.
 func TestTerminalSnapshot(t *testing.T) {
 	skipShort(t)
+	t.Parallel()
 	tmux, err := exec.LookPath("tmux")
 	if err != nil {
 		t.Fatal("tmux not found; install it: apt-get install tmux (.ci/run does)")

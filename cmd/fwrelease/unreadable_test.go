@@ -15,6 +15,7 @@ import (
 // fwrelease as nobody.
 func TestUnreadableSource(t *testing.T) {
 	skipShort(t)
+	t.Parallel()
 	setpriv, err := exec.LookPath("setpriv")
 	if err != nil || os.Geteuid() != 0 {
 		t.Skip("needs root and setpriv to run fwrelease as another user")

@@ -12,6 +12,7 @@ import (
 // The values the release build stamps with -ldflags -X reach the output,
 // plain and as JSON.
 func TestVersionStamped(t *testing.T) {
+	t.Parallel()
 	stamped := filepath.Join(t.TempDir(), "fwrelease")
 	ldflags := "-X main.version=9.8.7 -X main.commit=0123456789abcdef0123456789abcdef01234567 -X main.date=2026-11-29T10:00:00Z"
 	if out, err := exec.Command("go", "build", "-ldflags", ldflags, "-o", stamped, ".").CombinedOutput(); err != nil {

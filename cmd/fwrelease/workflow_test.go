@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"maps"
 	"os"
 	"os/exec"
@@ -17,6 +16,7 @@ import (
 )
 
 func TestWorkflowsLint(t *testing.T) {
+	t.Parallel()
 	bin := testserver.Binary(t, "actionlint", "github.com/rhysd/actionlint/cmd/actionlint@v1.7.12")
 	dir := filepath.Join(repoRoot(t), ".github", "workflows")
 	files, _ := filepath.Glob(filepath.Join(dir, "*.yml"))
@@ -37,6 +37,7 @@ func TestWorkflowsLint(t *testing.T) {
 // default, the OIDC token only where something is signed, write access only
 // where something is published.
 func TestWorkerReleasePermissions(t *testing.T) {
+	t.Parallel()
 	data, err := os.ReadFile(filepath.Join(repoRoot(t), ".github", "workflows", "worker-release.yml"))
 	if err != nil {
 		t.Fatal(err)
@@ -84,15 +85,16 @@ func TestWorkerReleasePermissions(t *testing.T) {
 // same manifest.
 func TestWorkflowCommandsMatchSingleRelease(t *testing.T) {
 	skipShort(t)
+	t.Parallel()
 	s3srv := testserver.StartS3(t, "releases")
 	publicRead(t, s3srv, "releases")
 	registry := testserver.StartRegistry(t) + "/runpod/flash-worker"
 	gh := testserver.StartGitHub(t, "ghp_workflowTestToken")
 	dir := t.TempDir()
-	cfg, pub := releaseConfig(t, dir, s3srv.Endpoint)
-	f, _ := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
-	fmt.Fprintf(f, "  github: {owner: runpod-workers, repo: flash, api_url: %q, upload_url: %q}\n  oci: {repository: %s, plain_http: true}\n", gh.APIURL(), gh.UploadURL(), registry)
-	f.Close()
+	cfg, pub := releaseConfig(t, dir, s3srv.Endpoint, map[string]any{
+		"publish.github": map[string]any{"owner": "runpod-workers", "repo": "flash", "api_url": gh.APIURL(), "upload_url": gh.UploadURL()},
+		"publish.oci":    map[string]any{"repository": registry, "plain_http": true},
+	})
 	env := append(s3srv.Env(), "GITHUB_SHA="+fixedCommit, "GITHUB_TOKEN=ghp_workflowTestToken")
 
 	// Job 1: the matrix.

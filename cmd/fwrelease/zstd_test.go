@@ -12,12 +12,10 @@ import (
 // verify and the start command handle.
 func TestZstdFormat(t *testing.T) {
 	skipShort(t)
+	t.Parallel()
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
-	copyExample(t, src, 0o644, 0o755)
-	cfg := filepath.Join(src, "fwrelease.yaml")
-	data, _ := os.ReadFile(cfg)
-	os.WriteFile(cfg, []byte(strings.Replace(string(data), "format: tar.gz", "format: tar.zst", 1)), 0o644)
+	cfg := exampleWorker(t, src).set("format", "tar.zst").write(t, filepath.Join(src, "fwrelease.yaml"))
 	s := releaseSnapshot(t, cfg, filepath.Join(dir, "dist"), "022", "UTC")
 	a, _ := s.manifest.Find("py3.13-cpu-linux-x86_64")
 	if a.File != "flash-worker-v1.2.0-py3.13-linux-x86_64.tar.zst" || a.Format != "tar+zstd" {
