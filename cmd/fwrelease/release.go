@@ -50,7 +50,7 @@ func newRelease(g *globalOptions) *cobra.Command {
 
 // fullRelease builds, signs and publishes to every configured channel.
 func fullRelease(ctx context.Context, g *globalOptions, cfg *config.Config, b *build.Builder, targets []target.Target, o *releaseOptions) error {
-	if err := b.Source.CheckRelease(); err != nil {
+	if err := b.Source.CheckRelease(ctx); err != nil {
 		if !o.allowDirty {
 			return err
 		}

@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/runpod-workers/fwrelease/internal/archive"
+	"github.com/runpod-workers/fwrelease/internal/config"
 )
 
 // PackageOf names what a path in the tarball belongs to: the distribution
@@ -82,7 +83,7 @@ func LargestPackages(entries []archive.Entry, top int) string {
 		if i == top {
 			break
 		}
-		parts = append(parts, n+"="+humanBytes(ps.sizes[n]))
+		parts = append(parts, n+"="+config.Size(ps.sizes[n]).String())
 	}
 	return strings.Join(parts, " ")
 }
@@ -104,14 +105,4 @@ func SizeReport(entries []archive.Entry, top int) string {
 	fmt.Fprintf(tw, "total\t\t%d\t\n", total)
 	tw.Flush()
 	return b.String()
-}
-
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1fKiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%dB", n)
 }

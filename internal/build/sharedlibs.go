@@ -27,42 +27,6 @@ var glibcLibs = []string{
 	"ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1", "linux-vdso.so.1",
 }
 
-// baseImageLibs lists, per known base image, the shared libraries its
-// packages install (python:3.X-slim is Debian slim plus CPython's runtime
-// dependencies; pytorch/pytorch:*-runtime adds conda's and CUDA's). They
-// are a floor, not a census: shared_libs.provided adds to them.
-var baseImageLibs = map[string][]string{
-	"python-slim": {
-		"libgcc_s.so.1", "libstdc++.so.6", "libz.so.1", "libssl.so.3", "libcrypto.so.3",
-		"libffi.so.8", "libsqlite3.so.0", "libbz2.so.1.0", "liblzma.so.5", "libreadline.so.8",
-		"libncursesw.so.6", "libtinfo.so.6", "libuuid.so.1", "libexpat.so.1", "libgdbm.so.6",
-		"libgdbm_compat.so.4", "libtirpc.so.3", "libnsl.so.2", "libselinux.so.1", "libzstd.so.1",
-		"libpython3.10.so.1.0", "libpython3.11.so.1.0", "libpython3.12.so.1.0", "libpython3.13.so.1.0",
-	},
-	"pytorch-runtime": {
-		"libgcc_s.so.1", "libstdc++.so.6", "libgomp.so.1", "libz.so.1", "libssl.so.3", "libcrypto.so.3",
-		"libffi.so.8", "libsqlite3.so.0", "libbz2.so.1.0", "liblzma.so.5", "libreadline.so.8",
-		"libncursesw.so.6", "libtinfo.so.6", "libuuid.so.1", "libexpat.so.1", "libzstd.so.1",
-		"libcuda.so.1", "libcudart.so.12", "libcublas.so.12", "libcublasLt.so.12", "libcudnn.so.9",
-		"libnccl.so.2", "libcufft.so.11", "libcurand.so.10", "libcusparse.so.12", "libcusolver.so.11",
-		"libnvJitLink.so.12", "libnvrtc.so.12", "libnvToolsExt.so.1",
-		"libtorch.so", "libtorch_cpu.so", "libtorch_cuda.so", "libtorch_python.so", "libc10.so", "libc10_cuda.so", "libshm.so",
-		"libpython3.10.so.1.0", "libpython3.11.so.1.0", "libpython3.12.so.1.0", "libpython3.13.so.1.0",
-	},
-}
-
-// baseImage is the list the config names, or the default for the target's
-// accelerator.
-func baseImage(c config.SharedLibs, t target.Target) string {
-	if c.Base != "" {
-		return c.Base
-	}
-	if t.Accel == "cpu" {
-		return "python-slim"
-	}
-	return "pytorch-runtime"
-}
-
 // MissingLib is a library some ELF objects in the tarball need but nothing
 // provides.
 type MissingLib struct {
@@ -74,9 +38,9 @@ type MissingLib struct {
 // missingLibs walks root and returns the libraries needed but found
 // neither in the tree nor in the base image's list.
 func missingLibs(root string, c config.SharedLibs, t target.Target) ([]MissingLib, error) {
-	base := baseImage(c, t)
+	base := c.BaseFor(t.Accel)
 	have := map[string]bool{}
-	for _, l := range slices.Concat(glibcLibs, baseImageLibs[base], c.Provided) {
+	for _, l := range slices.Concat(glibcLibs, config.BaseImageLibs[base], c.Provided) {
 		have[l] = true
 	}
 	needs := map[string][]string{}

@@ -136,6 +136,43 @@ type AccelDeps struct {
 	Requirements   string   `yaml:"requirements"`
 }
 
+// BaseImageLibs lists, per base image shared_libs.base can name, the shared libraries its
+// packages install (python:3.X-slim is Debian slim plus CPython's runtime
+// dependencies; pytorch/pytorch:*-runtime adds conda's and CUDA's). They
+// are a floor, not a census: shared_libs.provided adds to them.
+var BaseImageLibs = map[string][]string{
+	"python-slim": {
+		"libgcc_s.so.1", "libstdc++.so.6", "libz.so.1", "libssl.so.3", "libcrypto.so.3",
+		"libffi.so.8", "libsqlite3.so.0", "libbz2.so.1.0", "liblzma.so.5", "libreadline.so.8",
+		"libncursesw.so.6", "libtinfo.so.6", "libuuid.so.1", "libexpat.so.1", "libgdbm.so.6",
+		"libgdbm_compat.so.4", "libtirpc.so.3", "libnsl.so.2", "libselinux.so.1", "libzstd.so.1",
+		"libpython3.10.so.1.0", "libpython3.11.so.1.0", "libpython3.12.so.1.0", "libpython3.13.so.1.0",
+	},
+	"pytorch-runtime": {
+		"libgcc_s.so.1", "libstdc++.so.6", "libgomp.so.1", "libz.so.1", "libssl.so.3", "libcrypto.so.3",
+		"libffi.so.8", "libsqlite3.so.0", "libbz2.so.1.0", "liblzma.so.5", "libreadline.so.8",
+		"libncursesw.so.6", "libtinfo.so.6", "libuuid.so.1", "libexpat.so.1", "libzstd.so.1",
+		"libcuda.so.1", "libcudart.so.12", "libcublas.so.12", "libcublasLt.so.12", "libcudnn.so.9",
+		"libnccl.so.2", "libcufft.so.11", "libcurand.so.10", "libcusparse.so.12", "libcusolver.so.11",
+		"libnvJitLink.so.12", "libnvrtc.so.12", "libnvToolsExt.so.1",
+		"libtorch.so", "libtorch_cpu.so", "libtorch_cuda.so", "libtorch_python.so", "libc10.so", "libc10_cuda.so", "libshm.so",
+		"libpython3.10.so.1.0", "libpython3.11.so.1.0", "libpython3.12.so.1.0", "libpython3.13.so.1.0",
+	},
+}
+
+// BaseFor is the base image whose list applies to a target of accelerator
+// accel: the one the config names, else python-slim for cpu and
+// pytorch-runtime for CUDA.
+func (s SharedLibs) BaseFor(accel string) string {
+	switch {
+	case s.Base != "":
+		return s.Base
+	case accel == "cpu":
+		return "python-slim"
+	}
+	return "pytorch-runtime"
+}
+
 // SharedLibs says which shared libraries the base image provides, for the
 // report of what the tarball's ELF objects need (DT_NEEDED) but neither the
 // tarball nor the base image has.

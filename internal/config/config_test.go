@@ -226,3 +226,13 @@ func write(t *testing.T, path, text string) {
 		t.Fatal(err)
 	}
 }
+
+// Sizes are printed one way everywhere: the console's table, the build's
+// size report.
+func TestSizeString(t *testing.T) {
+	for in, want := range map[Size]string{0: "0 B", 1023: "1023 B", 4648: "4.5 KiB", 3 << 20: "3.0 MiB", 5 << 30: "5.0 GiB"} {
+		if got := in.String(); got != want {
+			t.Errorf("Size(%d) = %q, want %q", int64(in), got, want)
+		}
+	}
+}

@@ -339,10 +339,8 @@ func (c *Config) validate(w *walker) []error {
 			bad("deps.accel."+acc, err)
 		}
 	}
-	switch c.SharedLibs.Base {
-	case "", "python-slim", "pytorch-runtime", "none":
-	default:
-		bad("shared_libs.base", fmt.Errorf("%q is not one of python-slim, pytorch-runtime, none", c.SharedLibs.Base))
+	if b := c.SharedLibs.Base; b != "" && b != "none" && BaseImageLibs[b] == nil {
+		bad("shared_libs.base", fmt.Errorf("%q is not one of %s, none", b, strings.Join(slices.Sorted(maps.Keys(BaseImageLibs)), ", ")))
 	}
 	if m := c.SharedLibs.Missing; m != "" && m != "warn" && m != "fail" {
 		bad("shared_libs.missing", fmt.Errorf("%q is not one of warn, fail", m))

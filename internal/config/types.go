@@ -71,6 +71,23 @@ func (s *Size) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
+// String is the size for a person: "1023 B", "4.5 KiB", "3.0 MiB". It is
+// how fwrelease prints every byte count that is not exact.
+func (s Size) String() string {
+	const unit = 1024
+	if s < unit {
+		return fmt.Sprintf("%d B", int64(s))
+	}
+	f, suffix := float64(s)/unit, "KiB"
+	for _, next := range []string{"MiB", "GiB"} {
+		if f < unit {
+			break
+		}
+		f, suffix = f/unit, next
+	}
+	return fmt.Sprintf("%.1f %s", f, suffix)
+}
+
 // typeErr reports through yaml.TypeError so the loader can name file and key.
 func typeErr(format string, args ...any) error {
 	return &yaml.TypeError{Errors: []string{fmt.Sprintf(format, args...)}}

@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"github.com/vbauerster/mpb/v8"
+
+	"github.com/runpod-workers/fwrelease/internal/config"
 )
 
 // Options say how much to show and how.
@@ -147,7 +149,7 @@ func (c *Console) summary(err error) {
 		c.line("")
 		c.line(c.paint(bold, fmt.Sprintf("%-32s %10s  %-12s  %8s", "target", "size", "sha256", "build")))
 		for _, t := range c.targets {
-			c.line(fmt.Sprintf("%-32s %10s  %-12.12s  %8s", t.id, Size(t.bytes), t.sha256, Duration(t.took)))
+			c.line(fmt.Sprintf("%-32s %10s  %-12.12s  %8s", t.id, config.Size(t.bytes), t.sha256, Duration(t.took)))
 		}
 	}
 	if c.steps == 0 && len(c.targets) == 0 {
@@ -175,22 +177,6 @@ func Duration(d time.Duration) string {
 	}
 	d = d.Round(time.Second)
 	return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
-}
-
-// Size is a byte count in B, KiB, MiB or GiB.
-func Size(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	f, suffix := float64(n)/unit, "KiB"
-	for _, s := range []string{"MiB", "GiB"} {
-		if f < unit {
-			break
-		}
-		f, suffix = f/unit, s
-	}
-	return fmt.Sprintf("%.1f %s", f, suffix)
 }
 
 // Pausing wraps w (stdout on the same terminal) so that what is written to

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/runpod-workers/fwrelease/internal/config"
 )
 
 // handler renders records on its console; WithAttrs and WithGroup give
@@ -174,5 +176,5 @@ func (c *Console) built(t target) {
 }
 
 func targetLine(t target) string {
-	return fmt.Sprintf("%-32s %10s  %8s", t.id, Size(t.bytes), Duration(t.took))
+	return fmt.Sprintf("%-32s %10s  %8s", t.id, config.Size(t.bytes), Duration(t.took))
 }

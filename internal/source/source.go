@@ -22,12 +22,10 @@ type Info struct {
 	// Tag is "v{version}" when that tag exists and points at Commit; empty
 	// otherwise, so a release never claims a tag that is not true.
 	Tag string
-	// What CheckRelease judges, found in a git work tree.
-	tagCommit string   // the commit v{version} points at, if it exists
-	headTags  []string // the v* tags pointing at Commit
-	dirty     []string // `git status --porcelain` lines
+	tagCommit string // the commit v{version} points at, if it exists
 	version   string
 	dir       string
+	exclude   []string
 }
 
 // Options are the inputs in order of precedence.
@@ -79,43 +77,61 @@ func Resolve(ctx context.Context, o Options) (Info, error) {
 	return info, nil
 }
 
-// readGit finds the release tag and the work tree's changes. Outside a git
-// work tree (a source tarball, GITHUB_SHA without a checkout) there is
-// nothing to find, and no tag is claimed.
+// readGit finds the release tag, which every build records when it is
+// true. Outside a git work tree (a source tarball, GITHUB_SHA without a
+// checkout) there is nothing to find, and no tag is claimed.
 func (i *Info) readGit(ctx context.Context, o Options) {
-	i.version, i.dir = o.Version, o.Dir
-	tag := "v" + o.Version
-	i.tagCommit, _ = git(ctx, o.Dir, "rev-parse", "--verify", "-q", "refs/tags/"+tag+"^{commit}")
+	i.version, i.dir, i.exclude = o.Version, o.Dir, o.Exclude
+	i.tagCommit, _ = git(ctx, o.Dir, "rev-parse", "--verify", "-q", "refs/tags/v"+o.Version+"^{commit}")
 	if i.tagCommit != "" && i.tagCommit == i.Commit {
-		i.Tag = tag
+		i.Tag = "v" + o.Version
 	}
-	if tags, err := git(ctx, o.Dir, "tag", "--points-at", i.Commit, "--list", "v*"); err == nil && tags != "" {
-		i.headTags = strings.Fields(tags)
-	}
+}
+
+// dirty are the `git status --porcelain` lines of the work tree's changes,
+// but for the excluded paths.
+func (i Info) dirty(ctx context.Context) []string {
 	args := []string{"status", "--porcelain", "--untracked-files=normal", "--", "."}
-	dir, _ := filepath.Abs(o.Dir)
-	for _, ex := range o.Exclude {
+	dir, _ := filepath.Abs(i.dir)
+	for _, ex := range i.exclude {
 		abs, _ := filepath.Abs(ex)
 		if rel, err := filepath.Rel(dir, abs); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
 			args = append(args, ":(exclude)"+rel)
 		}
 	}
-	if out, err := git(ctx, o.Dir, args...); err == nil && out != "" {
-		i.dirty = strings.Split(out, "\n")
+	if out, err := git(ctx, i.dir, args...); err == nil && out != "" {
+		return strings.Split(out, "\n")
 	}
+	return nil
 }
 
 // CheckRelease refuses to call this source a release when the work tree
 // has uncommitted changes (what was built is then in no commit), when the
 // release tag points at another commit, or when the commit is tagged for
-// another version (GITHUB_REF_NAME counts, on a tag push).
-func (i Info) CheckRelease() error {
+// another version (GITHUB_REF_NAME counts, on a tag push). Only a release
+// asks, so only a release runs `git status` and `git tag`.
+func (i Info) CheckRelease(ctx context.Context) error {
 	var problems []string
-	if len(i.dirty) > 0 {
-		shown := i.dirty[:min(len(i.dirty), 5)]
+	if i.dir != "" {
+		problems = i.workTreeProblems(ctx)
+	}
+	if ref := os.Getenv("GITHUB_REF_NAME"); os.Getenv("GITHUB_REF_TYPE") == "tag" && ref != "v"+i.version && i.version != "" {
+		problems = append(problems, fmt.Sprintf("this run is for tag %s (GITHUB_REF_NAME), but the version is %s", ref, i.version))
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return fmt.Errorf("refusing a release: %s (--allow-dirty releases anyway)", strings.Join(problems, "; "))
+}
+
+// workTreeProblems are what the git work tree says against a release.
+func (i Info) workTreeProblems(ctx context.Context) []string {
+	var problems []string
+	if dirty := i.dirty(ctx); len(dirty) > 0 {
+		shown := dirty[:min(len(dirty), 5)]
 		more := ""
-		if len(i.dirty) > len(shown) {
-			more = fmt.Sprintf(" and %d more", len(i.dirty)-len(shown))
+		if len(dirty) > len(shown) {
+			more = fmt.Sprintf(" and %d more", len(dirty)-len(shown))
 		}
 		problems = append(problems, fmt.Sprintf("the work tree %s has changes no commit holds (%s%s); commit or stash them", i.dir, strings.Join(shown, "; "), more))
 	}
@@ -123,18 +139,16 @@ func (i Info) CheckRelease() error {
 	if i.tagCommit != "" && i.tagCommit != i.Commit {
 		problems = append(problems, fmt.Sprintf("tag %s points at %s, not at the commit being released, %s", tag, short(i.tagCommit), short(i.Commit)))
 	}
-	for _, t := range i.headTags {
+	var headTags []string
+	if tags, err := git(ctx, i.dir, "tag", "--points-at", i.Commit, "--list", "v*"); err == nil && tags != "" {
+		headTags = strings.Fields(tags)
+	}
+	for _, t := range headTags {
 		if t != tag && i.Tag == "" {
 			problems = append(problems, fmt.Sprintf("commit %s is tagged %s, but the version is %s", short(i.Commit), t, i.version))
 		}
 	}
-	if ref := os.Getenv("GITHUB_REF_NAME"); os.Getenv("GITHUB_REF_TYPE") == "tag" && ref != tag && i.version != "" {
-		problems = append(problems, fmt.Sprintf("this run is for tag %s (GITHUB_REF_NAME), but the version is %s", ref, i.version))
-	}
-	if len(problems) == 0 {
-		return nil
-	}
-	return fmt.Errorf("refusing a release: %s (--allow-dirty releases anyway)", strings.Join(problems, "; "))
+	return problems
 }
 
 func short(commit string) string { return commit[:min(len(commit), 12)] }

@@ -115,7 +115,7 @@ func TestReleaseHonesty(t *testing.T) {
 			if (info.Tag == "v1.2.0") != tt.tag || (!tt.tag && info.Tag != "") {
 				t.Errorf("Tag = %q, want v1.2.0: %v", info.Tag, tt.tag)
 			}
-			err = info.CheckRelease()
+			err = info.CheckRelease(ctx)
 			want := strings.NewReplacer("REPO", repo, "HEAD1", head[:12]).Replace(tt.refusal)
 			switch {
 			case want == "" && err != nil:
@@ -129,7 +129,43 @@ func TestReleaseHonesty(t *testing.T) {
 	t.Setenv("GITHUB_REF_TYPE", "tag")
 	t.Setenv("GITHUB_REF_NAME", "v2.0.0")
 	info, _ := Resolve(ctx, Options{Dir: repo, Version: "1.2.0"})
-	if err := info.CheckRelease(); err == nil || !strings.Contains(err.Error(), "this run is for tag v2.0.0 (GITHUB_REF_NAME), but the version is 1.2.0") {
+	if err := info.CheckRelease(ctx); err == nil || !strings.Contains(err.Error(), "this run is for tag v2.0.0 (GITHUB_REF_NAME), but the version is 1.2.0") {
 		t.Errorf("a tag push for another version: %v", err)
+	}
+}
+
+// A build asks git only what it records (the commit, its time, the
+// release tag); the work tree's state and the other tags are read when a
+// release asks CheckRelease.
+func TestGitStatusOnlyWhenReleasing(t *testing.T) {
+	ctx := context.Background()
+	t.Setenv("GITHUB_SHA", "")
+	t.Setenv("SOURCE_DATE_EPOCH", "")
+	repo, _ := gitRepo(t)
+	realGit, err := exec.LookPath("git")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, log := t.TempDir(), filepath.Join(t.TempDir(), "git.log")
+	wrapper := "#!/bin/sh\necho \"$*\" >> " + log + "\nexec " + realGit + " \"$@\"\n"
+	if err := os.WriteFile(filepath.Join(bin, "git"), []byte(wrapper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	calls := func() string { data, _ := os.ReadFile(log); return string(data) }
+
+	info, err := Resolve(ctx, Options{Dir: repo, Version: "1.2.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := calls(); strings.Contains(c, " status ") || strings.Contains(c, "--points-at") || !strings.Contains(c, "refs/tags/v1.2.0") {
+		t.Errorf("a build ran:\n%s", c)
+	}
+	os.WriteFile(filepath.Join(repo, "worker.py"), []byte("x = 2\n"), 0o644)
+	if err := info.CheckRelease(ctx); err == nil || !strings.Contains(err.Error(), "M worker.py") {
+		t.Errorf("CheckRelease of a changed work tree: %v", err)
+	}
+	if c := calls(); !strings.Contains(c, " status ") || !strings.Contains(c, "--points-at") {
+		t.Errorf("a release ran:\n%s", c)
 	}
 }
