@@ -21,7 +21,7 @@ type Info struct {
 	Epoch      time.Time // SOURCE_DATE_EPOCH, in UTC
 	// Tag is "v{version}" when that tag exists and points at Commit; empty
 	// otherwise, so a release never claims a tag that is not true.
-	Tag string
+	Tag       string
 	tagCommit string // the commit v{version} points at, if it exists
 	version   string
 	dir       string
