@@ -29,11 +29,17 @@ import (
 // its CDN) does for the containers that download from it.
 func publicRead(t *testing.T, srv *testserver.S3, bucket string) *publish.S3 {
 	t.Helper()
-	srv.SetEnv(t)
 	p, err := publish.NewS3(context.Background(), publish.S3Options{Bucket: bucket, Endpoint: srv.Endpoint, PathStyle: true, AllowInsecure: true})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The server's keys for this client only: the environment is shared by
+	// the tests running in parallel (fwrelease gets srv.Env()).
+	p.Client = s3.New(p.Client.Options(), func(o *s3.Options) {
+		o.Credentials = aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey}, nil
+		})
+	})
 	policy := fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":["s3:GetObject"],"Resource":["arn:aws:s3:::%s/*"]}]}`, bucket)
 	if _, err := p.Client.PutBucketPolicy(context.Background(), &s3.PutBucketPolicyInput{Bucket: aws.String(bucket), Policy: &policy}); err != nil {
 		t.Fatalf("setting a public-read policy: %v", err)
