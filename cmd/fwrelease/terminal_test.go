@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/runpod-workers/fwrelease/internal/event"
 )
 
 // What a person sees: `release --snapshot` of the example on a real
@@ -132,8 +134,8 @@ func TestLogFormats(t *testing.T) {
 				t.Fatal(err)
 			}
 			log := g.logger()
-			log.Info("step", "name", "build")
-			log.Debug("step done", "name", "build", "took", time.Second)
+			log.Info("step", event.Attr(event.StepStarted{Name: "build"}))
+			log.Debug("step done", event.Attr(event.StepDone{Name: "build", Took: time.Second}))
 			log.Warn("slim", "note", "no strip")
 			log.Error("broken", "error", "401 (Authorization: Bearer abcdefgh12345678)")
 			g.finishOutput(nil)

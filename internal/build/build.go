@@ -22,6 +22,7 @@ import (
 	"github.com/runpod-workers/fwrelease/internal/artifact"
 	"github.com/runpod-workers/fwrelease/internal/atomicfile"
 	"github.com/runpod-workers/fwrelease/internal/config"
+	"github.com/runpod-workers/fwrelease/internal/event"
 	"github.com/runpod-workers/fwrelease/internal/manifest"
 	"github.com/runpod-workers/fwrelease/internal/source"
 	"github.com/runpod-workers/fwrelease/internal/target"
@@ -108,7 +109,7 @@ func (b *Builder) Build(ctx context.Context, targets []target.Target) ([]artifac
 func (b *Builder) buildTarget(ctx context.Context, t target.Target) (artifact.Artifact, error) {
 	start := time.Now()
 	// The terminal view starts the target's progress bar on this.
-	b.Log.Debug("building", "target", t.ID())
+	b.Log.Debug("building", event.Attr(event.TargetStarted{Target: t.ID()}))
 	work := filepath.Join(b.Dist, ".work", t.ID())
 	if err := os.RemoveAll(work); err != nil {
 		return artifact.Artifact{}, err
@@ -191,7 +192,7 @@ func (b *Builder) buildTarget(ctx context.Context, t target.Target) (artifact.Ar
 	if err := manifest.WriteFile(filepath.Join(b.Dist, "shards", t.ID()+".json"), a.Shard()); err != nil {
 		return artifact.Artifact{}, err
 	}
-	b.Log.Info("built", "target", t.ID(), "file", path, "bytes", digest.Size, "sha256", digest.SHA256, "took", time.Since(start).Round(time.Millisecond))
+	b.Log.Info("built", event.Attr(event.TargetBuilt{Target: t.ID(), File: path, Bytes: digest.Size, SHA256: digest.SHA256, Took: time.Since(start).Round(time.Millisecond)}))
 	b.Log.Info("largest packages", "target", t.ID(), "uncompressed", LargestPackages(entries, 5))
 	return a, nil
 }

@@ -4,13 +4,10 @@
 // summary at the end.
 //
 // It is a slog.Handler, so the packages that do the work keep logging as
-// they do for CI (structured lines) and know nothing of terminals. It reads
-// these records by message:
-//
-//	"step" name=…                  a release step starts
-//	"step done" name=… took=…      it finished
-//	"building" target=…            a target's build starts
-//	"built" target=… bytes=… sha256=… took=…
+// they do for CI (structured lines) and know nothing of terminals. It
+// draws steps and targets from the typed events of internal/event that the
+// records carry (a step starting and done, a target's build starting and
+// its tarball written), never from message text.
 //
 // Warnings and errors are always shown; other records only with Verbose.
 package console

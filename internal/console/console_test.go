@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/runpod-workers/fwrelease/internal/event"
 )
 
 // normalise replaces the run's total time, the only wall-clock figure the
@@ -28,12 +30,12 @@ func TestConsoleLines(t *testing.T) {
 			name: "steps, targets, a warning in colour, the summary",
 			opts: Options{Color: true},
 			records: func(l *slog.Logger) {
-				l.Info("step", "name", "build")
-				l.Debug("building", "target", "py3.11-cpu-linux-x86_64")
+				l.Info("step", event.Attr(event.StepStarted{Name: "build"}))
+				l.Debug("building", event.Attr(event.TargetStarted{Target: "py3.11-cpu-linux-x86_64"}))
 				l.Info("slimmed", "target", "py3.11-cpu-linux-x86_64", "rule", "tests", "files", 2)
 				l.Warn("slim", "target", "py3.11-cpu-linux-x86_64", "rule", "debug sections", "note", "no strip on PATH")
-				l.Info("built", "target", "py3.11-cpu-linux-x86_64", "bytes", int64(4648), "sha256", "358a9ea35876dbedfdee", "took", 14339*time.Millisecond)
-				l.Debug("step done", "name", "build", "took", 30400*time.Millisecond)
+				l.Info("built", event.Attr(event.TargetBuilt{Target: "py3.11-cpu-linux-x86_64", Bytes: 4648, SHA256: "358a9ea35876dbedfdee", Took: 14339 * time.Millisecond}))
+				l.Debug("step done", event.Attr(event.StepDone{Name: "build", Took: 30400 * time.Millisecond}))
 				l.Info("latest not moved: it already points at this or a newer version", "channel", "local")
 			},
 			want: "" +
@@ -49,9 +51,9 @@ func TestConsoleLines(t *testing.T) {
 		{
 			name: "a failed step is marked and the run says so",
 			records: func(l *slog.Logger) {
-				l.Info("step", "name", "build")
-				l.Debug("step done", "name", "build", "took", time.Second)
-				l.Info("step", "name", "publish artifacts to s3")
+				l.Info("step", event.Attr(event.StepStarted{Name: "build"}))
+				l.Debug("step done", event.Attr(event.StepDone{Name: "build", Took: time.Second}))
+				l.Info("step", event.Attr(event.StepStarted{Name: "publish artifacts to s3"}))
 			},
 			err: errors.New("publish artifacts to s3: access denied"),
 			want: "" +

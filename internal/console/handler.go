@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/runpod-workers/fwrelease/internal/config"
+	"github.com/runpod-workers/fwrelease/internal/event"
 )
 
 // handler renders records on its console; WithAttrs and WithGroup give
@@ -50,27 +51,6 @@ type fields struct {
 	values map[string]slog.Value
 }
 
-func (f fields) str(key string) string { return f.values[key].String() }
-
-func (f fields) duration(key string) time.Duration {
-	v := f.values[key]
-	if v.Kind() == slog.KindDuration {
-		return v.Duration()
-	}
-	return 0
-}
-
-func (f fields) int(key string) int64 {
-	v := f.values[key]
-	switch v.Kind() {
-	case slog.KindInt64:
-		return v.Int64()
-	case slog.KindUint64:
-		return int64(v.Uint64())
-	}
-	return 0
-}
-
 // text is key=value pairs, quoted where a value has spaces.
 func (f fields) text(skip ...string) string {
 	var b strings.Builder
@@ -106,6 +86,20 @@ func (h *handler) fields(r slog.Record) fields {
 	return f
 }
 
+// show draws what an event says.
+func (c *Console) show(e slog.LogValuer) {
+	switch e := e.(type) {
+	case event.StepStarted:
+		c.startStep(e.Name)
+	case event.StepDone:
+		c.endStep(e.Name, e.Took)
+	case event.TargetStarted:
+		c.startBuild(e.Target)
+	case event.TargetBuilt:
+		c.built(target{id: e.Target, bytes: e.Bytes, sha256: e.SHA256, took: e.Took})
+	}
+}
+
 // quiet are the routine records that only -v shows: the bars and the
 // per-target lines already say what they say.
 var quiet = []string{"slimmed", "largest packages", "uploaded"}
@@ -121,14 +115,8 @@ func (h *handler) Handle(_ context.Context, r slog.Record) error {
 	case r.Level >= slog.LevelWarn:
 		c.warnings++
 		c.line(c.paint(yellow, "! "+r.Message+f.text()))
-	case r.Message == "step":
-		c.startStep(f.str("name"))
-	case r.Message == "step done":
-		c.endStep(f.str("name"), f.duration("took"))
-	case r.Message == "building":
-		c.startBuild(f.str("target"))
-	case r.Message == "built":
-		c.built(target{id: f.str("target"), bytes: f.int("bytes"), sha256: f.str("sha256"), took: f.duration("took")})
+	case event.Of(r) != nil:
+		c.show(event.Of(r))
 	case r.Level < slog.LevelInfo || slices.Contains(quiet, r.Message):
 		if c.opts.Verbose {
 			c.line(c.paint(dim, "    "+r.Message+f.text()))

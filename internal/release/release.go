@@ -19,6 +19,7 @@ import (
 
 	"github.com/runpod-workers/fwrelease/internal/archive"
 	"github.com/runpod-workers/fwrelease/internal/artifact"
+	"github.com/runpod-workers/fwrelease/internal/event"
 	"github.com/runpod-workers/fwrelease/internal/manifest"
 	"github.com/runpod-workers/fwrelease/internal/publish"
 	"github.com/runpod-workers/fwrelease/internal/sign"
@@ -36,11 +37,11 @@ type Step interface {
 func Run(ctx context.Context, log *slog.Logger, steps []Step) error {
 	for _, s := range steps {
 		start := time.Now()
-		log.Info("step", "name", s.String())
+		log.Info("step", event.Attr(event.StepStarted{Name: s.String()}))
 		if err := s.Run(ctx); err != nil {
 			return fmt.Errorf("%s: %w", s, err)
 		}
-		log.Debug("step done", "name", s.String(), "took", time.Since(start).Round(time.Millisecond))
+		log.Debug("step done", event.Attr(event.StepDone{Name: s.String(), Took: time.Since(start).Round(time.Millisecond)}))
 	}
 	return nil
 }
