@@ -236,6 +236,9 @@ func Pack(ctx context.Context, out io.Writer, entries []Entry, o Options) (Diges
 	if err != nil {
 		return Digest{}, err
 	}
+	if p.links != nil {
+		p.linked = p.links.saved
+	}
 	return Digest{Size: hw.n, SHA256: hex.EncodeToString(hw.h.Sum(nil)), Linked: p.linked}, nil
 }
 
@@ -247,17 +250,10 @@ type packer struct {
 	deferred *Entry
 	// hole, when set, is called with the deferred entry's size before its
 	// placeholder bytes are written.
-	hole func(size int64) error
-	fill []byte // the deferred entry's content, when known before packing
-	// Options.LinkDuplicates
-	bySize map[int64]int // files by size
-	first  map[dupKey]string
-	linked Saved
-}
-
-type dupKey struct {
-	size int64
-	sum  string
+	hole   func(size int64) error
+	fill   []byte  // the deferred entry's content, when known before packing
+	links  *linker // with Options.LinkDuplicates, while packing
+	linked Saved   // what links saved, when it is done before packing
 }
 
 // wholeFileLimit is the largest file read into memory to compare it with
@@ -265,11 +261,10 @@ type dupKey struct {
 var wholeFileLimit int64 = 32 << 20
 
 func (p *packer) check(entries []Entry) error {
-	p.bySize, p.first = map[int64]int{}, map[dupKey]string{}
+	if p.o.LinkDuplicates {
+		p.links = newLinker(entries)
+	}
 	for i := range entries {
-		if e := entries[i]; e.Kind == File && !e.Deferred {
-			p.bySize[e.Size]++
-		}
 		if !entries[i].Deferred {
 			continue
 		}
@@ -307,12 +302,14 @@ func (p *packer) packZstd(ctx context.Context, out io.Writer, entries []Entry) e
 			return err
 		}
 	}
-	if p.o.LinkDuplicates {
-		saved, err := LinkDuplicates(entries, p.sums) // hashes only what hashAll did not
-		if err != nil {
+	if p.links != nil {
+		// Before packing, not while: the encoder streams, so a file read
+		// whole to compare it would be read again. hashAll's digests are
+		// reused.
+		if err := p.links.linkAll(entries, p.sums); err != nil {
 			return err
 		}
-		p.linked, p.o.LinkDuplicates = saved, false
+		p.linked, p.links = p.links.saved, nil
 	}
 	if p.deferred != nil {
 		fill, err := p.filled()
@@ -380,7 +377,7 @@ func (p *packer) filled() ([]byte, error) {
 
 func (p *packer) writeEntry(tw *tar.Writer, e *Entry) error {
 	var content []byte // a file read whole to look for its duplicate
-	if p.mayDuplicate(*e) {
+	if p.links != nil && p.links.candidate(*e) {
 		var err error
 		if content, err = p.linkIfDuplicate(e); err != nil {
 			return err
@@ -428,12 +425,6 @@ func (p *packer) header(e Entry) *tar.Header {
 	return h
 }
 
-// mayDuplicate: with Options.LinkDuplicates, a file whose size another file
-// shares (a unique size cannot have a duplicate).
-func (p *packer) mayDuplicate(e Entry) bool {
-	return p.o.LinkDuplicates && e.Kind == File && !e.Deferred && e.Size > 0 && p.bySize[e.Size] > 1
-}
-
 // linkIfDuplicate reads e's file whole and hashes it; if an earlier file
 // had the same content, e becomes a hard link to it (in place, so the
 // caller's entries say what was packed). Otherwise it returns the content,
@@ -455,14 +446,9 @@ func (p *packer) linkIfDuplicate(e *Entry) ([]byte, error) {
 	} else if sum, err = FileSHA256(e.Source); err != nil {
 		return nil, err
 	}
-	k := dupKey{e.Size, sum}
-	if target, ok := p.first[k]; ok {
-		p.linked.Files++
-		p.linked.Bytes += e.Size
-		e.Kind, e.Link, e.Source = Hardlink, target, ""
+	if p.links.link(e, sum) {
 		return nil, nil
 	}
-	p.first[k] = e.Name
 	if content != nil {
 		p.record(e.Name, sum)
 	}
@@ -531,40 +517,75 @@ type Saved struct {
 // one (in tar order) into a hard link to it, so it is stored once. known
 // holds digests already computed, by entry name; the rest are hashed.
 func LinkDuplicates(entries []Entry, known map[string]string) (Saved, error) {
-	type key struct {
-		size int64
-		sum  string
-	}
-	first := map[key]string{}
-	bySize := map[int64]int{}
+	l := newLinker(entries)
+	err := l.linkAll(entries, known)
+	return l.saved, err
+}
+
+// linker is the one place that decides which files are stored once: a
+// regular file whose content equals an earlier one's, in tar order,
+// becomes a hard link to it. Packing asks it file by file as it reads
+// them; LinkDuplicates, and packing to zstd, all at once beforehand.
+type linker struct {
+	bySize map[int64]int // regular files by size
+	first  map[dupKey]string
+	saved  Saved
+}
+
+type dupKey struct {
+	size int64
+	sum  string
+}
+
+func newLinker(entries []Entry) *linker {
+	l := &linker{bySize: map[int64]int{}, first: map[dupKey]string{}}
 	for _, e := range entries {
-		if e.Kind == File && e.Size > 0 && !e.Deferred {
-			bySize[e.Size]++
+		if e.Kind == File && !e.Deferred && e.Size > 0 {
+			l.bySize[e.Size]++
 		}
 	}
-	var saved Saved
+	return l
+}
+
+// candidate is a file whose size another file shares (a unique size
+// cannot have a duplicate, so it is not even hashed).
+func (l *linker) candidate(e Entry) bool {
+	return e.Kind == File && !e.Deferred && e.Size > 0 && l.bySize[e.Size] > 1
+}
+
+// link makes e, whose content has sha256 sum, a hard link to the first
+// file with the same content (in place, so the caller's entries say what
+// is packed), and reports whether it did.
+func (l *linker) link(e *Entry, sum string) bool {
+	k := dupKey{e.Size, sum}
+	if target, ok := l.first[k]; ok {
+		l.saved.Files++
+		l.saved.Bytes += e.Size
+		e.Kind, e.Link, e.Source = Hardlink, target, ""
+		return true
+	}
+	l.first[k] = e.Name
+	return false
+}
+
+// linkAll links every duplicate among entries, hashing the candidates
+// whose digest known lacks.
+func (l *linker) linkAll(entries []Entry, known map[string]string) error {
 	for i := range entries {
 		e := &entries[i]
-		if e.Kind != File || e.Size == 0 || e.Deferred || bySize[e.Size] < 2 {
-			continue // a unique size cannot have a duplicate: skip hashing it
+		if !l.candidate(*e) {
+			continue
 		}
 		sum, ok := known[e.Name]
 		if !ok {
 			var err error
 			if sum, err = FileSHA256(e.Source); err != nil {
-				return saved, err
+				return err
 			}
 		}
-		k := key{e.Size, sum}
-		if target, ok := first[k]; ok {
-			saved.Files++
-			saved.Bytes += e.Size
-			e.Kind, e.Link, e.Source = Hardlink, target, ""
-			continue
-		}
-		first[k] = e.Name
+		l.link(e, sum)
 	}
-	return saved, nil
+	return nil
 }
 
 // FileSHA256 is the hex sha256 of a file, read as a stream.
