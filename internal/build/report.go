@@ -75,7 +75,7 @@ func sizesOf(entries []archive.Entry) packageSizes {
 }
 
 // LargestPackages is a one-line summary for the build log:
-// "numpy=19.2MiB aiohttp=3.1MiB …" (uncompressed).
+// "numpy 19.2 MiB, aiohttp 3.1 MiB, …" (uncompressed).
 func LargestPackages(entries []archive.Entry, top int) string {
 	ps := sizesOf(entries)
 	var parts []string
@@ -83,9 +83,9 @@ func LargestPackages(entries []archive.Entry, top int) string {
 		if i == top {
 			break
 		}
-		parts = append(parts, n+"="+config.Size(ps.sizes[n]).String())
+		parts = append(parts, n+" "+config.Size(ps.sizes[n]).String())
 	}
-	return strings.Join(parts, " ")
+	return strings.Join(parts, ", ")
 }
 
 // SizeReport is a table of uncompressed size by package, largest first.

@@ -274,7 +274,7 @@ func TestLinkDuplicatesAndSizeReport(t *testing.T) {
 	if strings.Join(rows, "|") != strings.Join(want, "|") {
 		t.Errorf("report rows %q, want %q", rows, want)
 	}
-	if got := LargestPackages(entries, 2); got != "a=400B b=400B" {
+	if got := LargestPackages(entries, 2); got != "a 400 B, b 400 B" {
 		t.Errorf("LargestPackages = %q", got)
 	}
 }
