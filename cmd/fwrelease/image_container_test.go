@@ -54,7 +54,7 @@ func (b *countingBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// imageRelease appends a signing key, the registry as the OCI channel and
+// imageRelease adds a signing key, the registry as the OCI channel and
 // the bases (the slim look-alikes) to cfg, and releases it.
 func imageRelease(t *testing.T, dir, cfg, registry string, extra ...string) *manifest.Manifest {
 	t.Helper()
@@ -65,9 +65,11 @@ func imageRelease(t *testing.T, dir, cfg, registry string, extra ...string) *man
 		}
 		os.WriteFile(filepath.Join(filepath.Dir(cfg), "release.key"), priv, 0o600)
 		os.WriteFile(filepath.Join(dir, "release.pub"), pub, 0o644)
-		f, _ := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
-		fmt.Fprintf(f, "sign: {key: release.key}\npublish:\n  oci: {repository: %s/flash-worker, plain_http: true}\nimages:\n  bases: {cpu: \"%s/fwrelease-test/slim-{python}:latest\"}\n", registry, registry)
-		f.Close()
+		readConfig(t, cfg).
+			set("sign", map[string]any{"key": "release.key"}).
+			set("publish.oci", map[string]any{"repository": registry + "/flash-worker", "plain_http": true}).
+			set("images.bases", map[string]any{"cpu": registry + "/fwrelease-test/slim-{python}:latest"}).
+			write(t, cfg)
 	}
 	dist := filepath.Join(dir, "dist")
 	os.RemoveAll(dist)
@@ -138,7 +140,7 @@ func TestContainerImagesUpgrade(t *testing.T) {
 	rt.BaseImage(t, "slim-3.11") // in the registry (the overlay's base) and on the host
 	counter := countBytes(t, rt.Registry())
 	dir := t.TempDir()
-	cfg := depsDirConfig(t, filepath.Join(dir, "src"), realisticTree(t), "")
+	cfg := depsDirConfig(t, filepath.Join(dir, "src"), realisticTree(t), nil)
 	// The base the images name is the registry's, through the counter.
 	first := imageRelease(t, dir, cfg, counter.host)
 	old := first.Artifacts[0]
