@@ -63,6 +63,7 @@ func cachedImage(base string) (v1.Image, error) {
 		return nil, err
 	}
 	defer unlock()
+	removeLeftovers(dir)
 	p, err := openLayout(filepath.Join(dir, "oci"))
 	if err != nil {
 		return nil, err
@@ -82,6 +83,20 @@ func cachedImage(base string) (v1.Image, error) {
 }
 
 const refName = "org.opencontainers.image.ref.name"
+
+// removeLeftovers deletes what a build killed midway left (a test binary
+// that timed out): partial layers and debootstrap trees. Only the lock's
+// holder builds, so none of them is in use.
+func removeLeftovers(dir string) {
+	partial, _ := filepath.Glob(filepath.Join(dir, "layers", ".layer-*"))
+	trees, _ := filepath.Glob(filepath.Join(dir, ".rootfs-*"))
+	for _, p := range append(partial, trees...) {
+		for _, m := range mountsUnder(p) {
+			syscall.Unmount(m, syscall.MNT_DETACH)
+		}
+		os.RemoveAll(p)
+	}
+}
 
 var errNotCached = errors.New("not cached")
 
