@@ -150,8 +150,8 @@ func TestWorkflowCommandsMatchSingleRelease(t *testing.T) {
 		t.Errorf("GitHub release: found %v, draft %v, %d assets (want published, 4 tarballs + 4 bundles + manifest + bundle)", ok, draft, len(assets))
 	}
 	v := run(t, dir, nil, "--allow-insecure", "verify", filepath.Join(dist, "manifest.json"), "--key", pub)
-	if v.code != 0 || strings.Count(v.stdout, " ok ") != 16 {
-		t.Errorf("verify (4 targets × local, s3, github, oci): exit %d\n%s%s", v.code, v.stdout, v.stderr)
+	if v.code != 0 || strings.Count(v.stdout, " ok ") != 20 || strings.Count(v.stdout, "(mount image)") != 4 {
+		t.Errorf("verify (4 targets × local, s3, github, oci, and the mount images): exit %d\n%s%s", v.code, v.stdout, v.stderr)
 	}
 	sharded, _ := os.ReadFile(filepath.Join(dist, "manifest.json"))
 
