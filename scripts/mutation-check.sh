@@ -183,14 +183,30 @@ mutation keyless-any-ref "nothing runs unverified" \
 	internal/sign/verify.go 'if v\.tagsOnly && ' 'if false && v.tagsOnly && '
 # The start script: a download or a cached blob is run only if its sha256
 # is the release's. The first mutation is the one an audit found unguarded:
-# gzip -t instead of the digest, which another target's well-formed tarball
-# passes.
+# a well-formed tarball (tar's status, as gzip -t once was) instead of the
+# digest, which another target's tarball passes.
 mutation start-script-gzip-t "nothing runs unverified" \
 	./cmd/fwrelease '^TestStartScript$/^bash$/^curl$' \
-	internal/inject/start.sh.tmpl '\[ "\$\(sum "\$T"\)" != "\$H" \] \|\| return 0' '! gzip -t "$T" || return 0'
+	internal/inject/start.sh.tmpl '\[ "\$h" = "\$H" \] \|\| return 1' '[ "$e" = 0 ] || return 1'
 mutation start-script-cache-unchecked "nothing runs unverified" \
 	./cmd/fwrelease '^TestStartScript$/^bash$/^curl$' \
-	internal/inject/start.sh.tmpl '(if \[ -f "\$B" \] && cp "\$B" "\$T" 2>/dev/null) && \[ "\$\(sum "\$T"\)" = "\$H" \]' '${1}'
+	internal/inject/start.sh.tmpl '(run \$TV cat "\./\$B");' '${1} || :;'
+# Extraction overlaps the download: a stream whose sha256 differs must leave
+# nothing behind (the private directory goes) and run nothing.
+mutation start-script-stream-mismatch-kept "nothing runs unverified" \
+	./cmd/fwrelease '^TestStartScript$/^dash$/^python$' \
+	internal/inject/start.sh.tmpl 'trap "rm -rf \$W" EXIT' ':'
+# A co-tenant on the volume (issue 28, finding 2): the cache directories are
+# used only when they are the volume's own, not symlinks to local ones.
+mutation start-script-symlinked-cache "a hostile volume costs the cache" \
+	./cmd/fwrelease '^TestStartScriptHostileVolume$/^bash$/^sha256_is_a_symlink_to_a_local_directory$' \
+	internal/inject/start.sh.tmpl '\[ "\$PWD" = "\$R" \] && ' '' \
+	internal/inject/start.sh.tmpl ' && \[ "\$PWD" = "\$R/sha256" \]' ''
+# Downloads stop at the release's size (issue 28, finding 3).
+mutation start-script-unbounded-download "bounded downloads" \
+	./cmd/fwrelease '^TestStartScriptBoundedDownloads$/^bash$/^curl$/^endless$' \
+	internal/inject/start.sh.tmpl 'head -c \$\(\(N \+ 1\)\) \|' 'cat |' \
+	internal/inject/start.sh.tmpl ' --max-filesize \$N' ''
 
 if [ "${1:-}" = -l ]; then
 	for i in "${!names[@]}"; do

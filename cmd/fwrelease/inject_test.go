@@ -33,7 +33,7 @@ func toolbox(t *testing.T, python string, tools ...string) string {
 // What the start script needs besides a downloader and sha256sum; coreutils,
 // findutils, sed, tar and gzip are in every Debian and Ubuntu base image.
 var baseTools = []string{"sh", "bash", "tar", "gzip", "mktemp", "cat", "rm", "mv", "cp", "mkdir", "cut", "sleep",
-	"chmod", "touch", "ls", "tail", "find", "sed", "tr", "dirname"}
+	"chmod", "touch", "ls", "tail", "find", "sed", "tr", "dirname", "mkfifo", "head", "tee", "xargs", "timeout", "getconf"}
 
 // images are the downloaders a base image may have: curl, else wget, else
 // only python3 (and then no sha256sum either, as in python:3.X-slim).
@@ -52,15 +52,15 @@ type container struct {
 	image    string // a key of images
 	fwDir    string
 	cacheDir string
-	url      string // --url; default: the manifest's
+	url      string // --url, or several separated by spaces; default: the manifest's
 }
 
 // script renders the start script for a target with fwrelease inject.
 func (c container) script(target string) string {
 	c.t.Helper()
 	args := []string{"inject", "--manifest", c.rel.manifest, "--key", c.rel.pub, "--target", target, "--fw-dir", c.fwDir, "--cache-dir", c.cacheDir}
-	if c.url != "" {
-		args = append(args, "--url", c.url)
+	for _, u := range strings.Fields(c.url) {
+		args = append(args, "--url", u)
 	}
 	r := run(c.t, c.t.TempDir(), c.rel.env(), args...)
 	if r.code != 0 {

@@ -28,6 +28,18 @@ const (
 	DefaultCacheDir = "/runpod-volume/.flash-worker"
 )
 
+// The oldest glibc the released wheels and interpreters run on: the
+// manylinux_2_28 tag the build installs for.
+const GlibcMajor, GlibcMinor = 2, 28
+
+// Deadline is how many seconds the start script gives one download of size
+// bytes before it tries the next URL: 20 s, plus the time the bytes take at
+// 128 KiB/s. A mirror slower than that on average, or one that sends an
+// endless body, costs one deadline, never the start.
+func Deadline(size int64) int64 {
+	return 20 + size/(128<<10)
+}
+
 // Options are what varies between containers and tests.
 type Options struct {
 	URLs          []string // tried in order; default: the artifact's https URLs
@@ -112,11 +124,14 @@ func Script(version string, a *manifest.Artifact, o Options) (string, error) {
 	if a.StripComponents != 1 {
 		return "", fmt.Errorf("target %s: strip_components %d, want 1: %w", a.Target.ID, a.StripComponents, ErrBadValue)
 	}
-	ext, unpack := "tar.gz", "tar -xzf"
+	if a.Size <= 0 {
+		return "", fmt.Errorf("target %s: size %d: %w", a.Target.ID, a.Size, ErrBadValue)
+	}
+	ext, unpack, decompressor := "tar.gz", "tar -xzf", "gzip"
 	switch a.Format {
 	case "tar+gzip":
 	case "tar+zstd":
-		ext, unpack = "tar.zst", "tar --zstd -xf"
+		ext, unpack, decompressor = "tar.zst", "tar --zstd -xf", "zstd"
 	default:
 		return "", fmt.Errorf("target %s: format %q: %w", a.Target.ID, a.Format, ErrBadValue)
 	}
@@ -125,9 +140,17 @@ func Script(version string, a *manifest.Artifact, o Options) (string, error) {
 		protos = "https,http"
 	}
 	var buf bytes.Buffer
-	err := scriptTemplate.Execute(&buf, map[string]string{
+	err := scriptTemplate.Execute(&buf, map[string]any{
 		"Version": version, "SHA256": a.SHA256, "URLs": strings.Join(urls, " "),
+		"Size": a.Size, "Deadline": Deadline(a.Size),
 		"FWDir": o.FWDir, "CacheDir": o.CacheDir, "Protos": protos, "Ext": ext, "Unpack": unpack,
+		"Decompressor": decompressor,
+		// Any blob's name: 64 characters, then the extension; names with a
+		// character other than lower-case hex among the 64 are left out by
+		// a second pattern, since one glob cannot say both in fewer bytes.
+		"BlobGlob":   strings.Repeat("?", 64) + "." + ext,
+		"GlibcMin":   fmt.Sprintf("%d.%d", GlibcMajor, GlibcMinor),
+		"GlibcMajor": GlibcMajor, "GlibcMinor": GlibcMinor,
 	})
 	if err != nil {
 		return "", fmt.Errorf("rendering the start script: %w", err)

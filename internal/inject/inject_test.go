@@ -14,6 +14,7 @@ func artifact() *manifest.Artifact {
 		File:            "flash-worker-v1.2.0-py3.11-linux-x86_64.tar.gz",
 		Format:          "tar+gzip",
 		StripComponents: 1,
+		Size:            5381205,
 		SHA256:          strings.Repeat("ab", 32),
 		URLs: []string{
 			"file:///dist/local/v1.2.0/flash-worker-v1.2.0-py3.11-linux-x86_64.tar.gz",
@@ -30,7 +31,7 @@ func TestScriptTakesOnlyHTTPSURLs(t *testing.T) {
 	if strings.Contains(s, "file://") || !strings.Contains(s, `U="https://releases.example.com/`) {
 		t.Errorf("the script should download from the https URL only:\n%s", s)
 	}
-	for _, want := range []string{"D=" + DefaultFWDir, "C=" + DefaultCacheDir, "P=https\n", "B=$K/$H.tar.gz", "tar -xzf"} {
+	for _, want := range []string{"D=" + DefaultFWDir, "C=" + DefaultCacheDir, "P=https\n", "B=$H.tar.gz", "N=5381205 L=61 ", "tar -xzf - "} {
 		if !strings.Contains(s, want) {
 			t.Errorf("the script lacks %q", want)
 		}
@@ -47,7 +48,7 @@ func TestScriptZstd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(s, "B=$K/$H.tar.zst") || !strings.Contains(s, "tar --zstd -xf") {
+	if !strings.Contains(s, "B=$H.tar.zst") || !strings.Contains(s, "tar --zstd -xf - ") || !strings.Contains(s, " zstd find ") {
 		t.Errorf("a zstd artifact's script caches and unpacks as zstd:\n%s", s)
 	}
 }
@@ -78,6 +79,7 @@ func TestScriptRefusesUnsafeValues(t *testing.T) {
 		{"short sha256", "1.2.0", func(a *manifest.Artifact, _ *Options) { a.SHA256 = "abc" }, "64 lower-case hex"},
 		{"strip 2", "1.2.0", func(a *manifest.Artifact, _ *Options) { a.StripComponents = 2 }, "strip_components"},
 		{"zip", "1.2.0", func(a *manifest.Artifact, _ *Options) { a.Format = "zip" }, "format"},
+		{"no size", "1.2.0", func(a *manifest.Artifact, _ *Options) { a.Size = 0 }, "size 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
