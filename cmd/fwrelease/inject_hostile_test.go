@@ -88,6 +88,17 @@ func (h hostileStart) run(t *testing.T, target string) (string, time.Duration) {
 	return string(out), took
 }
 
+// Shim actions of a co-tenant (see shim), in the environment the test
+// gives them: VICTIM, a local directory of the container; CACHE, the
+// volume's cache directory; BLOB, the release's blob name.
+const swapTemp = `for f in "$CACHE"/sha256/.tmp.*; do [ -f "$f" ] && [ ! -h "$f" ] && mv "$f" "$f.moved" && ln -s "$VICTIM/target" "$f"; done 2>/dev/null`
+
+// swapBlob replaces the blob, when the tool is about to read it, by what
+// maker (mkfifo, ln -s TARGET) makes.
+func swapBlob(maker string) string {
+	return `for a; do case $a in *"$BLOB") rm -f "$a"; ` + maker + ` "$a" ;; esac; done`
+}
+
 // A co-tenant that can write the shared volume attacks the cache before the
 // start and between its steps (through shims of the tools the script calls
 // at that moment). Each attack must cost at most the cache: the container
@@ -123,19 +134,17 @@ func TestStartScriptHostileVolume(t *testing.T) {
 			os.MkdirAll(filepath.Join(victim, "sha256"), 0o755)
 			os.Symlink(victim, filepath.Dir(blobs))
 		}},
-		{name: "sha256 becomes a symlink as the script enters it", shims: map[string]string{
-			// mkdir of the volume's cache directory runs just before the
-			// script goes into it.
-			"mkdir": `case "$1" in ./sha256) mv sha256 sha256.real 2>/dev/null; ln -s "$VICTIM" sha256 ;; esac`,
+		{name: "sha256 becomes a symlink as the script creates it", shims: map[string]string{
+			"mkdir": `case "$*" in *sha256*) cd "$CACHE" && { mv sha256 sha256.real; ln -s "$VICTIM" sha256; } 2>/dev/null; cd - >/dev/null ;; esac`,
 		}},
 		{name: "the temporary name is taken by a symlink once chosen", shims: map[string]string{
 			"mktemp": `case "$1" in -u) n=$(` + "$(command -v mktemp.real)" + ` "$@"); ln -s "$VICTIM/target" "$n"; echo "$n"; exit 0 ;; esac`,
 		}},
-		{name: "the temporary file is swapped for a symlink while written", shims: map[string]string{
-			"tee": `for f in .tmp.*; do [ -f "$f" ] && mv "$f" "$f.moved" && ln -s "$VICTIM/target" "$f"; done 2>/dev/null`,
+		{name: "the temporary file is swapped for a symlink before it is written", shims: map[string]string{
+			"cp": swapTemp, "tee": swapTemp, "chmod": swapTemp,
 		}},
 		{name: "the blob's name becomes a symlink to a local directory before the rename", shims: map[string]string{
-			"mv": `[ "$1" != -fT ] || { rm -f "$3"; ln -s "$VICTIM" "$3"; }`,
+			"mv": `for a; do l=$a; done; case $l in *.tar.gz) rm -f "$l"; ln -s "$VICTIM" "$l" ;; esac`,
 		}},
 		{name: "a directory where the blob goes", prepare: func(t *testing.T, blobs, _ string) {
 			os.MkdirAll(filepath.Join(blobs, blob, "inside"), 0o755)
@@ -159,13 +168,14 @@ func TestStartScriptHostileVolume(t *testing.T) {
 			os.MkdirAll(blobs, 0o755)
 			os.WriteFile(filepath.Join(blobs, blob), good, 0o644)
 		}, shims: map[string]string{
-			"cat": `case "$1" in ./*.tar.gz) rm -f "$1"; mkfifo "$1" ;; esac`,
+			"cat": swapBlob("mkfifo"), "cp": swapBlob("mkfifo"),
 		}},
-		{name: "the blob becomes a link to an endless file as it is read", prepare: func(t *testing.T, blobs, _ string) {
+		// A short limit: a reader without a bound fills the disk with zeros.
+		{name: "the blob becomes a link to an endless file as it is read", limit: 8 * time.Second, prepare: func(t *testing.T, blobs, _ string) {
 			os.MkdirAll(blobs, 0o755)
 			os.WriteFile(filepath.Join(blobs, blob), good, 0o644)
 		}, shims: map[string]string{
-			"cat": `case "$1" in ./*.tar.gz) rm -f "$1"; ln -s /dev/zero "$1" ;; esac`,
+			"cat": swapBlob("ln -s /dev/zero"), "cp": swapBlob("ln -s /dev/zero"),
 		}},
 		{name: "30000 names in sha256", prepare: func(t *testing.T, blobs, _ string) {
 			os.MkdirAll(blobs, 0o755)
@@ -213,7 +223,8 @@ func TestStartScriptHostileVolume(t *testing.T) {
 				before := dirState(t, victim)
 				c := container{t: t, rel: rel, shell: shell, image: "curl", url: srv.URL + "/" + a.File,
 					fwDir: filepath.Join(root, "opt", "flash-worker"), cacheDir: filepath.Dir(blobs)}
-				h := hostileStart{c: c, py: py, box: toolbox(t, py, images["curl"]...), env: []string{"VICTIM=" + victim}, limit: 20 * time.Second}
+				h := hostileStart{c: c, py: py, box: toolbox(t, py, images["curl"]...), limit: 20 * time.Second,
+					env: []string{"VICTIM=" + victim, "CACHE=" + filepath.Dir(blobs), "BLOB=" + blob}}
 				if tt.limit != 0 {
 					h.limit = tt.limit
 				}
@@ -432,7 +443,7 @@ func TestStartScriptPreflight(t *testing.T) {
 		libc  string   // "TOOL:OUTPUT", a getconf or ldd stand-in; "" keeps the host's getconf
 		want  string
 	}{
-		{"no tar, no gzip", without(images["curl"], "tar", "gzip"), "", "missing: tar gzip;"},
+		{"no tar and no gzip", without(images["curl"], "tar", "gzip"), "", "missing: tar gzip;"},
 		{"no downloader", without(images["python"], "curl"), "", "missing: curl-or-wget-or-python3 sha256sum-or-python3;"},
 		{"musl", without(images["curl"], "getconf"), "ldd:musl libc (x86_64)\nVersion 1.2.4", "no glibc (musl, or none), the worker needs glibc >= 2.28"},
 		{"old glibc", without(images["curl"], "getconf"), "getconf:glibc 2.17", "glibc 2.17 < 2.28"},
