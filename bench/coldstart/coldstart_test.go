@@ -214,7 +214,10 @@ type sample struct {
 	bytes []int64
 }
 
-func (s *sample) add(d time.Duration, b int64) { s.times = append(s.times, d); s.bytes = append(s.bytes, b) }
+func (s *sample) add(d time.Duration, b int64) {
+	s.times = append(s.times, d)
+	s.bytes = append(s.bytes, b)
+}
 
 func (s *sample) median() (float64, float64) {
 	ts := append([]time.Duration(nil), s.times...)
@@ -378,4 +381,3 @@ func writeReport(t *testing.T, out, slimBase string, bases []struct{ name, image
 	}
 	t.Log("\n" + b.String())
 }
-
