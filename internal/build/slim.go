@@ -16,7 +16,7 @@ import (
 	"strings"
 
 	"github.com/runpod-workers/fwrelease/internal/atomicfile"
-	"github.com/runpod-workers/fwrelease/internal/config"
+	"github.com/runpod-workers/fwrelease/internal/slimrule"
 )
 
 // SlimResult is what one rule removed.
@@ -33,34 +33,34 @@ type SlimResult struct {
 // `testing` module (public API in numpy, pandas and others).
 type slimmer struct {
 	dir     string
-	keep    []string         // globs under dir that no rule may touch
-	exclude []string         // distributions the base image provides (globs)
-	rules   config.SlimRules // which rules run; the zero value: the defaults
+	keep    []string          // globs under dir that no rule may touch
+	exclude []string          // distributions the base image provides (globs)
+	rules   slimrule.Switches // which rules run; nil: the defaults
 
 	duplicateLicenses map[string]bool         // found before the walk, which removes RECORD
 	imports           map[string][]importStmt // per top-level package, see packageImports
 }
 
-// slimRule removes what match selects; id is its key under slim.rules.
+// slimRule removes what match selects; id is its row in slimrule.Rules.
 type slimRule struct {
-	id, name string
-	match    func(s *slimmer, rel string, d fs.DirEntry) bool
+	id    slimrule.ID
+	match func(s *slimmer, rel string, d fs.DirEntry) bool
 }
 
 // slimRules run in order during one walk; the first that matches a path
 // removes it. The rules that rewrite files or need the whole remaining
 // tree run after the walk (see run).
 var slimRules = []slimRule{
-	{"bytecode", "bytecode caches", func(_ *slimmer, rel string, d fs.DirEntry) bool {
+	{slimrule.Bytecode, func(_ *slimmer, rel string, d fs.DirEntry) bool {
 		if d.IsDir() {
 			return d.Name() == "__pycache__"
 		}
 		return strings.HasSuffix(rel, ".pyc") || strings.HasSuffix(rel, ".pyo")
 	}},
-	{"installer_metadata", "installer metadata", func(_ *slimmer, rel string, d fs.DirEntry) bool {
+	{slimrule.InstallerMetadata, func(_ *slimmer, rel string, d fs.DirEntry) bool {
 		return !d.IsDir() && strings.HasSuffix(path.Dir(rel), ".dist-info") && installerMetadata[d.Name()]
 	}},
-	{"packaging_leftovers", "packaging leftovers (egg-info file lists, zip-safe flags, WHEEL, py.typed)", func(_ *slimmer, rel string, d fs.DirEntry) bool {
+	{slimrule.PackagingLeftovers, func(_ *slimmer, rel string, d fs.DirEntry) bool {
 		if d.IsDir() {
 			return false
 		}
@@ -69,24 +69,24 @@ var slimRules = []slimRule{
 		}
 		return d.Name() == "py.typed" && insidePackage(rel)
 	}},
-	{"tests", "tests inside packages", func(s *slimmer, rel string, d fs.DirEntry) bool {
+	{slimrule.Tests, func(s *slimmer, rel string, d fs.DirEntry) bool {
 		return d.IsDir() && testDirs[d.Name()] && insidePackage(rel) && !s.imported(rel)
 	}},
-	{"build_scripts", "build and test scripts inside packages (setup.py, conftest.py)", func(s *slimmer, rel string, d fs.DirEntry) bool {
+	{slimrule.BuildScripts, func(s *slimmer, rel string, d fs.DirEntry) bool {
 		switch d.Name() {
 		case "setup.py", "conftest.py":
 			return !d.IsDir() && insidePackage(rel) && !s.imported(strings.TrimSuffix(rel, ".py"))
 		}
 		return false
 	}},
-	{"docs", "docs and examples", func(s *slimmer, rel string, d fs.DirEntry) bool {
+	{slimrule.Docs, func(s *slimmer, rel string, d fs.DirEntry) bool {
 		switch d.Name() {
 		case "docs", "doc", "examples", "example", "_examples":
 			return d.IsDir() && insidePackage(rel) && !s.imported(rel)
 		}
 		return false
 	}},
-	{"sources", "C sources, headers, static libraries and build interfaces", func(_ *slimmer, rel string, d fs.DirEntry) bool {
+	{slimrule.Sources, func(_ *slimmer, rel string, d fs.DirEntry) bool {
 		if d.IsDir() {
 			return false
 		}
@@ -98,16 +98,16 @@ var slimRules = []slimRule{
 		}
 		return path.Base(path.Dir(rel)) == "npy-pkg-config" // numpy's pkg-config files
 	}},
-	{"stubs", "type stubs", func(_ *slimmer, rel string, d fs.DirEntry) bool {
+	{slimrule.Stubs, func(_ *slimmer, rel string, d fs.DirEntry) bool {
 		return !d.IsDir() && strings.HasSuffix(rel, ".pyi")
 	}},
-	{"translation_sources", "translation sources (*.po, *.pot)", func(_ *slimmer, rel string, d fs.DirEntry) bool {
+	{slimrule.TranslationSources, func(_ *slimmer, rel string, d fs.DirEntry) bool {
 		return !d.IsDir() && insidePackage(rel) && (path.Ext(rel) == ".po" || path.Ext(rel) == ".pot")
 	}},
-	{"translations", "translations other than English (*.mo)", func(_ *slimmer, rel string, d fs.DirEntry) bool {
+	{slimrule.Translations, func(_ *slimmer, rel string, d fs.DirEntry) bool {
 		return !d.IsDir() && insidePackage(rel) && path.Ext(rel) == ".mo" && !englishCatalogue(rel)
 	}},
-	{"duplicate_licenses", "licence files that repeat another of the same distribution", func(s *slimmer, rel string, d fs.DirEntry) bool {
+	{slimrule.DuplicateLicenses, func(s *slimmer, rel string, d fs.DirEntry) bool {
 		return !d.IsDir() && s.duplicateLicenses[rel]
 	}},
 }
@@ -156,7 +156,7 @@ func (s *slimmer) run(ctx context.Context) ([]SlimResult, error) {
 		}
 		results = append(results, r)
 	}
-	if s.rules.On("duplicate_licenses") {
+	if s.rules.On(slimrule.DuplicateLicenses) {
 		dups, err := findDuplicateLicenses(s.dir)
 		if err != nil {
 			return nil, err
@@ -168,14 +168,14 @@ func (s *slimmer) run(ctx context.Context) ([]SlimResult, error) {
 		return nil, err
 	}
 	results = append(results, walked...)
-	if s.rules.On("metadata_descriptions") {
+	if s.rules.On(slimrule.MetadataDescriptions) {
 		r, err := s.dropDescriptions()
 		if err != nil {
 			return nil, err
 		}
 		results = append(results, r)
 	}
-	if s.rules.On("unused_extensions") {
+	if s.rules.On(slimrule.UnusedExtensions) {
 		r, err := s.removeUnusedExtensions()
 		if err != nil {
 			return nil, err
@@ -199,7 +199,7 @@ func (s *slimmer) walk() ([]SlimResult, error) {
 	}
 	counts := make([]SlimResult, len(rules))
 	for i, r := range rules {
-		counts[i].Rule = r.name
+		counts[i].Rule = r.id.Description()
 	}
 	err := filepath.WalkDir(s.dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || p == s.dir {
@@ -385,13 +385,13 @@ func removeEmptyDirs(dir string) {
 // PyInit_* lookup use, is kept by both. Without binutils' strip it says so
 // rather than pretend.
 func (s *slimmer) strip(ctx context.Context) ([]SlimResult, error) {
-	debug := SlimResult{Rule: "debug sections of shared objects"}
-	symbols := SlimResult{Rule: "symbol tables of shared objects (strip --strip-unneeded)"}
+	debug := SlimResult{Rule: slimrule.DebugSections.Description()}
+	symbols := SlimResult{Rule: slimrule.SymbolTables.Description()}
 	var passes []stripPass
-	if s.rules.On("debug_sections") {
+	if s.rules.On(slimrule.DebugSections) {
 		passes = append(passes, stripPass{"--strip-debug", hasDebugSections, &debug})
 	}
-	if s.rules.On("symbol_tables") {
+	if s.rules.On(slimrule.SymbolTables) {
 		passes = append(passes, stripPass{"--strip-unneeded", hasSymbolTable, &symbols})
 	}
 	if err := s.stripObjects(ctx, passes); err != nil {

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/runpod-workers/fwrelease/internal/archive"
-	"github.com/runpod-workers/fwrelease/internal/config"
+	"github.com/runpod-workers/fwrelease/internal/slimrule"
 )
 
 func TestSlimRules(t *testing.T) {
@@ -117,14 +117,13 @@ func TestSlimRules(t *testing.T) {
 // has no report line; translations, off by default, can be switched on
 // and keeps English.
 func TestSlimRuleSwitches(t *testing.T) {
-	on, off := true, false
 	sp := t.TempDir()
 	files := []string{"pkg/__init__.py", "pkg/__pycache__/x.pyc", "pkg/tests/test_x.py", "pkg/x.pyi",
 		"pkg/locale/de/LC_MESSAGES/pkg.mo", "pkg/locale/en_GB/LC_MESSAGES/pkg.mo", "pkg/data/x.mo"}
 	for _, f := range files {
 		writeFile(t, filepath.Join(sp, filepath.FromSlash(f)), "x", 0o644)
 	}
-	rules := config.SlimRules{Bytecode: &off, Tests: &off, Translations: &on}
+	rules := slimrule.Switches{slimrule.Bytecode: false, slimrule.Tests: false, slimrule.Translations: true}
 	results, err := (&slimmer{dir: sp, rules: rules}).run(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -140,9 +139,6 @@ func TestSlimRuleSwitches(t *testing.T) {
 		if gone != (err != nil) {
 			t.Errorf("%s: gone %v, want %v", f, err != nil, gone)
 		}
-	}
-	for _, r := range slimRules {
-		rules.On(r.id) // panics on a rule without a switch
 	}
 }
 
@@ -201,8 +197,7 @@ func TestStripDebugAndSymbols(t *testing.T) {
 		t.Errorf("second strip: %+v", results)
 	}
 
-	off := false
-	results, _ = (&slimmer{dir: sp, rules: config.SlimRules{SymbolTables: &off}}).strip(context.Background())
+	results, _ = (&slimmer{dir: sp, rules: slimrule.Switches{slimrule.SymbolTables: false}}).strip(context.Background())
 	if len(results) != 1 || results[0].Rule != "debug sections of shared objects" {
 		t.Errorf("symbol_tables off: %+v", results)
 	}

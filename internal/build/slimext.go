@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/runpod-workers/fwrelease/internal/slimrule"
 )
 
 // extensionRE matches a private extension module's file name (_name.so,
@@ -24,7 +26,7 @@ var extensionRE = regexp.MustCompile(`^(_[A-Za-z0-9_]*)(\.[A-Za-z0-9_-]+)?\.so$`
 // any data or metadata file (entry points). Run after the rules that
 // remove tests, so that their imports no longer count.
 func (s *slimmer) removeUnusedExtensions() (SlimResult, error) {
-	res := SlimResult{Rule: "private extension modules nothing imports"}
+	res := SlimResult{Rule: slimrule.UnusedExtensions.Description()}
 	files, candidates := s.extensionCandidates()
 	if len(candidates) == 0 {
 		return res, nil

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/runpod-workers/fwrelease/internal/atomicfile"
+	"github.com/runpod-workers/fwrelease/internal/slimrule"
 )
 
 // The slimming rules that need more than one path to decide: they look at
@@ -112,7 +113,7 @@ func licenseFiles(dir, root string) []string {
 // an old-style Description header. importlib.metadata's version, requires
 // and entry points come from the headers (and other files), which stay.
 func (s *slimmer) dropDescriptions() (SlimResult, error) {
-	res := SlimResult{Rule: "long descriptions in package metadata"}
+	res := SlimResult{Rule: slimrule.MetadataDescriptions.Description()}
 	var files []string
 	for _, pattern := range []string{"*.dist-info/METADATA", "*.egg-info/PKG-INFO"} {
 		m, err := filepath.Glob(filepath.Join(s.dir, pattern))

@@ -3,10 +3,10 @@ package config
 
 import (
 	"path"
-	"reflect"
 	"strings"
 
 	"github.com/runpod-workers/fwrelease/internal/layer"
+	"github.com/runpod-workers/fwrelease/internal/slimrule"
 	"github.com/runpod-workers/fwrelease/internal/target"
 )
 
@@ -196,58 +196,8 @@ type Slim struct {
 	MaxSize         Size     `yaml:"max_size"`
 	// MaxUnpackedSize bounds the dependencies' bytes on disk before
 	// slimming (default: 8 × max_size, else 8GiB).
-	MaxUnpackedSize Size      `yaml:"max_unpacked_size"`
-	Rules           SlimRules `yaml:"rules"`
-}
-
-// SlimRules switches single slimming rules on or off; a rule left unset
-// runs as slimRuleDefaults says. docs/config.md describes each rule.
-type SlimRules struct {
-	Bytecode             *bool `yaml:"bytecode"`
-	InstallerMetadata    *bool `yaml:"installer_metadata"`
-	PackagingLeftovers   *bool `yaml:"packaging_leftovers"`
-	MetadataDescriptions *bool `yaml:"metadata_descriptions"`
-	Tests                *bool `yaml:"tests"`
-	BuildScripts         *bool `yaml:"build_scripts"`
-	Docs                 *bool `yaml:"docs"`
-	Sources              *bool `yaml:"sources"`
-	Stubs                *bool `yaml:"stubs"`
-	TranslationSources   *bool `yaml:"translation_sources"`
-	Translations         *bool `yaml:"translations"`
-	DuplicateLicenses    *bool `yaml:"duplicate_licenses"`
-	UnusedExtensions     *bool `yaml:"unused_extensions"`
-	DebugSections        *bool `yaml:"debug_sections"`
-	SymbolTables         *bool `yaml:"symbol_tables"`
-}
-
-// slimRuleDefaults is whether each rule runs when the config does not say.
-// Off by default is what can break a package that is otherwise fine:
-// translations (Django, for one, refuses to start without its catalogue
-// for settings.LANGUAGE_CODE).
-var slimRuleDefaults = map[string]bool{
-	"bytecode": true, "installer_metadata": true, "packaging_leftovers": true, "metadata_descriptions": true,
-	"tests": true, "build_scripts": true, "docs": true, "sources": true, "stubs": true,
-	"translation_sources": true, "translations": false, "duplicate_licenses": true,
-	"unused_extensions": true, "debug_sections": true, "symbol_tables": true,
-}
-
-// On reports whether the rule named by its key under slim.rules runs. An
-// unknown name panics: the names are the build's own, not the user's.
-func (r SlimRules) On(rule string) bool {
-	def, ok := slimRuleDefaults[rule]
-	if !ok {
-		panic("unknown slim rule " + rule)
-	}
-	v := reflect.ValueOf(r)
-	for i := range v.NumField() {
-		if strings.Split(v.Type().Field(i).Tag.Get("yaml"), ",")[0] == rule {
-			if p := v.Field(i).Interface().(*bool); p != nil {
-				return *p
-			}
-			return def
-		}
-	}
-	panic("slim rule " + rule + " has no field in SlimRules")
+	MaxUnpackedSize Size              `yaml:"max_unpacked_size"`
+	Rules           slimrule.Switches `yaml:"rules"` // checked against slimrule.Rules
 }
 
 // On reports whether slimming is enabled (the default).

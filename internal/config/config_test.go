@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/runpod-workers/fwrelease/internal/slimrule"
 )
 
 const minimal = `name: flash-worker
@@ -83,7 +85,7 @@ publish:
 	if n := len(c.Targets()); n != 4*2*2-4 {
 		t.Errorf("%d targets, want 12", n)
 	}
-	if r := c.Slim.Rules; !r.On("translations") || r.On("symbol_tables") || !r.On("tests") || (SlimRules{}).On("translations") {
+	if r := c.Slim.Rules; !r.On(slimrule.Translations) || r.On(slimrule.SymbolTables) || !r.On(slimrule.Tests) || (slimrule.Switches{}).On(slimrule.Translations) {
 		t.Errorf("slim.rules decoded wrong: %+v", r)
 	}
 	if c.Slim.MaxSize != 150<<20 || c.Slim.MaxUnpackedSize != 2<<30 || c.ExtraFiles[0].MaxSize != 64<<20 || c.Slim.On() || c.Format != "tar.zst" || c.Version.From != "src/version.py" || *c.SourceDateEpoch != 1767225600 {
@@ -132,7 +134,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad mode", strings.Replace(minimal, `"0755"`, `"rwx"`, 1), []string{`fwrelease.yaml:6: files[0].mode: "rwx" is not an octal permission`}},
 		{"dst escapes", strings.Replace(minimal, `dst: bootstrap.sh`, `dst: ../bootstrap.sh`, 1), []string{`files[0].dst: "../bootstrap.sh" must be a relative path inside the tarball`}},
 		{"no files", strings.Replace(minimal, "files:\n  - {src: scripts/bootstrap.sh, dst: bootstrap.sh, mode: \"0755\"}\n", "", 1), []string{`files: missing`}},
-		{"unknown slim rule", minimal + "slim:\n  rules: {strip_symbols: true}\n", []string{`fwrelease.yaml:8: unknown key "slim.rules.strip_symbols"`}},
+		{"unknown slim rule", minimal + "slim:\n  rules: {strip_symbols: true}\n", []string{`fwrelease.yaml:8: slim.rules.strip_symbols: not a slimming rule; the rules are bytecode, installer_metadata`}},
 		{"bad size", minimal + "slim: {max_size: lots}\n", []string{`fwrelease.yaml:7: slim.max_size: "lots" is not a size such as 150MiB`}},
 		{"deps requirements and dir", minimal + "deps: {requirements: r.txt, dir: sp}\n", []string{`deps: give one of deps.requirements, deps.lock or deps.dir`}},
 		{"deps requirements and lock", minimal + "deps: {requirements: r.txt, lock: uv.lock}\n", []string{`deps: give one of deps.requirements, deps.lock or deps.dir`}},

@@ -18,6 +18,7 @@ import (
 
 	"github.com/runpod-workers/fwrelease/internal/layer"
 	"github.com/runpod-workers/fwrelease/internal/manifest"
+	"github.com/runpod-workers/fwrelease/internal/slimrule"
 	"github.com/runpod-workers/fwrelease/internal/target"
 )
 
@@ -342,6 +343,9 @@ func (c *Config) validate(w *walker) []error {
 	if b := c.SharedLibs.Base; b != "" && b != "none" && BaseImageLibs[b] == nil {
 		bad("shared_libs.base", fmt.Errorf("%q is not one of %s, none", b, strings.Join(slices.Sorted(maps.Keys(BaseImageLibs)), ", ")))
 	}
+	for _, id := range c.Slim.Rules.Unknown() {
+		bad("slim.rules."+string(id), fmt.Errorf("not a slimming rule; the rules are %s", ruleIDs()))
+	}
 	if m := c.SharedLibs.Missing; m != "" && m != "warn" && m != "fail" {
 		bad("shared_libs.missing", fmt.Errorf("%q is not one of warn, fail", m))
 	}
@@ -520,4 +524,13 @@ func (c *Config) resolvePaths() {
 	if c.Publish.Local != nil {
 		abs(&c.Publish.Local.Dir)
 	}
+}
+
+// ruleIDs lists the slimming rules' IDs, for an error naming a wrong one.
+func ruleIDs() string {
+	ids := make([]string, len(slimrule.Rules))
+	for i, r := range slimrule.Rules {
+		ids[i] = string(r.ID)
+	}
+	return strings.Join(ids, ", ")
 }
