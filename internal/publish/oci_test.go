@@ -9,6 +9,8 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -207,5 +209,39 @@ func TestOCIFlakyRegistry(t *testing.T) {
 	got, _ := io.ReadAll(rc)
 	if string(got) != "flaky tarball" {
 		t.Errorf("the registry holds %q", got)
+	}
+}
+
+// A snapshot's layout links the tarball it already holds instead of
+// copying it; a signature whose tarball this run did not push is an error,
+// and the manifest (and its signature) is not the registry's to carry.
+func TestOCILayoutLinksAndRefusesOrphanSignatures(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	o, err := NewOCILayout(filepath.Join(dir, "oci"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := ociArtifact(t, dir, "py3.11-cpu-linux-x86_64", "tarball bytes")
+	if _, err := o.Publish(ctx, a.sig); err == nil || !strings.Contains(err.Error(), "was not pushed") {
+		t.Errorf("a signature before its tarball: %v", err)
+	}
+	if _, err := a.push(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	blob, err := os.Stat(filepath.Join(dir, "oci", "blobs", "sha256", a.art.SHA256))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src, _ := os.Stat(a.art.Path); !os.SameFile(blob, src) {
+		t.Error("the layout holds a copy of the tarball, not a link to it")
+	}
+
+	mf := writeObject(t, dir, "manifest.json", []byte(`{"schema_version":1}`))
+	mf.SignedBy(writeObject(t, dir, "manifest.json.sigstore.json", []byte(`{}`)))
+	for _, x := range []artifact.Artifact{*mf.Signature, mf} {
+		if at, err := o.Publish(ctx, x); err != nil || at.Carried() {
+			t.Errorf("%s: %+v, %v; want nothing carried", x.File, at, err)
+		}
 	}
 }

@@ -306,3 +306,29 @@ func TestStepsNeedTheManifest(t *testing.T) {
 		t.Errorf("calls %v", calls)
 	}
 }
+
+// A dry run is a set of its own: every step runs, nothing is stored,
+// nothing is made visible, latest does not move, and the manifest still
+// names where each file would be.
+func TestDryRunPublishesNothing(t *testing.T) {
+	dir := t.TempDir()
+	built(t, dir)
+	var calls []string
+	a := newFake("a", &calls)
+	p := keyed(t, a)
+	var said []string
+	p.Channels = p.Channels.DryRun(func(msg string, args ...any) { said = append(said, fmt.Sprint(msg, args)) })
+	r := readRelease(t, dir)
+	if err := run(t, r, p); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"a preflight 2"}; !slices.Equal(calls, want) {
+		t.Errorf("calls %v, want only %v", calls, want)
+	}
+	if len(said) != 6 { // two tarballs, two bundles, the manifest and its bundle
+		t.Errorf("the dry run said %d things:\n%s", len(said), strings.Join(said, "\n"))
+	}
+	if u := r.Manifest.Artifacts[0].URLs; len(u) != 1 || u[0] != a.URL("v1.2.0/"+r.Manifest.Artifacts[0].File) {
+		t.Errorf("urls %v", u)
+	}
+}
