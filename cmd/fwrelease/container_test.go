@@ -5,10 +5,12 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -228,5 +230,39 @@ func TestContainerRealWorkerBundled(t *testing.T) {
 	res = lb.Exec(t, "sh", "-c", upgrade)
 	if want := "0.4.0 faster\nfwfix_fast-0.4.0.dist-info\n"; res.Code != 0 || res.Stdout != want {
 		t.Errorf("pip install --upgrade fwfix-fast at run time: exit %d, stdout %q, want %q; stderr:\n%s", res.Code, res.Stdout, want, res.Stderr)
+	}
+}
+
+// The pinned SDK module's docker_args, split as the platform splits the
+// template's dockerArgs, boot the worker on python:3.11-slim over https
+// (the release server on 127.0.0.1, its CA mounted and named by
+// SSL_CERT_FILE, which python3's download honours).
+func TestContainerPinnedDockerArgs(t *testing.T) {
+	rt := containertest.New(t)
+	rel := httpsRelease(t)
+	dir := t.TempDir()
+	sdk := filepath.Join(dir, "sdk")
+	for name, body := range sdkFiles {
+		os.MkdirAll(filepath.Dir(filepath.Join(sdk, name)), 0o755)
+		os.WriteFile(filepath.Join(sdk, name), []byte(body), 0o644)
+	}
+	if r := run(t, dir, rel.env(), "pin", "--manifest", rel.manifest, "--sdk", sdk, "--key", rel.pub); r.code != 0 {
+		t.Fatalf("pin: exit %d\n%s", r.code, r.stderr)
+	}
+	const py = "3.11"
+	split := `import json, shlex, sys
+sys.path.insert(0, sys.argv[1])
+from runpod_flash.core.resources import flash_worker_release as rel
+print(json.dumps(shlex.split(rel.docker_args(sys.argv[2]))))`
+	out, err := exec.Command(python(t, py), "-I", "-c", split, filepath.Join(sdk, "src"), py).Output()
+	var argv []string
+	if err != nil || json.Unmarshal(out, &argv) != nil || len(argv) != 3 || argv[0] != "bash" {
+		t.Fatalf("docker_args(%q): %v\n%s", py, err, out)
+	}
+	res := rt.Run(t, containertest.Options{Image: rt.BaseImage(t, "slim-"+py), Cmd: argv,
+		Env:     map[string]string{"FLASH_WORKER_SELFTEST": "1", "SSL_CERT_FILE": "/ca.pem"},
+		Volumes: []string{rel.caFile + ":/ca.pem:ro"}})
+	if want := "flash-worker 1.2.0 ok python " + py + "\n"; res.Code != 0 || !strings.HasSuffix(res.Stdout, want) {
+		t.Fatalf("exit %d, stdout %q, want it to end with %q; stderr:\n%s", res.Code, res.Stdout, want, res.Stderr)
 	}
 }

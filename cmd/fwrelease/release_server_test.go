@@ -175,7 +175,11 @@ func makeHTTPSRelease(t *testing.T, base string) (*httpsRel, string) {
 			a["channels"] = map[string]string{"s3": h.server.URL + "/" + file}
 		}
 		a["signature"].(map[string]any)["urls"] = []string{h.server.URL + "/" + file + sign.BundleSuffix}
+		// Signed with the snapshot's key, which is not the one this
+		// release is signed with below: the https release is the
+		// tarballs' channel.
 		delete(a, "oci")
+		delete(a, "images")
 	}
 	data, _ = json.MarshalIndent(raw, "", "  ")
 	if err := os.WriteFile(h.manifest, append(data, '\n'), 0o644); err != nil {
