@@ -249,3 +249,19 @@ func TestSplitRules(t *testing.T) {
 		}
 	}
 }
+
+// The bundled layout's interpreter, venv and uv are dependencies too.
+func TestDefaultsBundled(t *testing.T) {
+	rules := Defaults("bundled")
+	for name, want := range map[string]string{
+		"python/bin/python3.11": "deps", "venv/lib/python3.11/site-packages/yaml/__init__.py": "deps",
+		"uv": "deps", "src/uv": "worker", "bootstrap.sh": "worker", "MANIFEST.json": "worker",
+	} {
+		if got := rules[ruleFor(name, rules)].Name; got != want {
+			t.Errorf("%s goes to %s, want %s", name, got, want)
+		}
+	}
+	if got := Defaults("overlay"); ruleFor("uv", got) != 1 || ruleFor("python/x", got) != 1 {
+		t.Errorf("the overlay layout's defaults take uv or python/ into deps: %+v", got)
+	}
+}
