@@ -24,8 +24,9 @@ func LayerDir(dist, targetID, kind string) string {
 }
 
 // writeLayers packs the tree the tarball was packed from into image layers
-// twice, at their root for the mount image and under OverlayPrefix for the
-// overlay images, and returns the mount layers (what the manifest lists).
+// at their root for the mount image and, when the target's accelerator has
+// a base in images.bases, under OverlayPrefix for its overlay image, and
+// returns the mount layers (what the manifest lists).
 // entries are the tarball's, as they were before packing linked duplicates
 // (a layer must not link into another); metadata is MANIFEST.json's
 // content, which packing filled in, written into the tree here so every
@@ -40,9 +41,15 @@ func (b *Builder) writeLayers(ctx context.Context, t target.Target, root string,
 			entries[i].Deferred, entries[i].Source = false, meta
 		}
 	}
+	kinds := map[string]string{"mount": ""}
+	// Only an overlay image uses the layers under OverlayPrefix: packing
+	// them costs a second compression of the tree.
+	if _, ok := b.Config.Images.Bases[t.Accel]; ok {
+		kinds["overlay"] = OverlayPrefix
+	}
 	var mount []layer.Layer
 	g, ctx := errgroup.WithContext(ctx)
-	for kind, prefix := range map[string]string{"mount": "", "overlay": OverlayPrefix} {
+	for kind, prefix := range kinds {
 		g.Go(func() error {
 			ls, err := layer.Write(ctx, entries, b.Config.Layers, layer.Options{
 				Dir: LayerDir(b.Dist, t.ID(), kind), Prefix: prefix, Epoch: b.Source.Epoch,

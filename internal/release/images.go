@@ -203,7 +203,7 @@ func layerFiles(dir string, listed []manifest.Layer, checked bool) ([]layer.Laye
 		p := filepath.Join(dir, l.Name+".tar.gz")
 		sum, size, err := fileDigest(p)
 		if err != nil {
-			return nil, fmt.Errorf("layer %s: %w; build the target again", l.Name, err)
+			return nil, fmt.Errorf("layer %s: %w; build the target again (with images.bases as now, for an overlay image's layers)", l.Name, err)
 		}
 		if checked && ("sha256:"+sum != l.Digest || size != l.Size) {
 			return nil, fmt.Errorf("%s is %d bytes sha256:%s, its shard says %d bytes %s; build the target again", p, size, sum, l.Size, l.Digest)
