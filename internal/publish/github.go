@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-github/v75/github"
 
 	"github.com/runpod-workers/fwrelease/internal/artifact"
+	"github.com/runpod-workers/fwrelease/internal/httpretry"
 	"github.com/runpod-workers/fwrelease/internal/insecure"
 )
 
@@ -66,7 +67,7 @@ func NewGitHub(o GitHubOptions) (*GitHub, error) {
 	if o.Token == "" {
 		return nil, errors.New("publishing to GitHub needs a token in GITHUB_TOKEN")
 	}
-	c := github.NewClient(o.HTTPClient).WithAuthToken(o.Token)
+	c := github.NewClient(retrying(o.HTTPClient)).WithAuthToken(o.Token)
 	download := "https://github.com"
 	if o.APIURL != "" {
 		for _, u := range []string{o.APIURL, o.UploadURL} {
@@ -82,6 +83,21 @@ func NewGitHub(o GitHubOptions) (*GitHub, error) {
 		download = u.Scheme + "://" + u.Host
 	}
 	return &GitHub{Client: c, Owner: o.Owner, Repo: o.Repo, DownloadURL: download, Commit: o.Commit}, nil
+}
+
+// retrying is client, or the default one, retrying idempotent requests
+// whose response is cut.
+func retrying(client *http.Client) *http.Client {
+	c := &http.Client{}
+	if client != nil {
+		*c = *client
+	}
+	next := c.Transport
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	c.Transport = httpretry.Transport{Next: next}
+	return c
 }
 
 func (g *GitHub) Name() string { return "github" }
@@ -186,6 +202,35 @@ func (g *GitHub) release(ctx context.Context, tag string) (*github.RepositoryRel
 	if g.releases == nil {
 		g.releases = map[string]*github.RepositoryRelease{}
 	}
+	if r, err := g.findRelease(ctx, tag); err != nil || r != nil {
+		return r, err
+	}
+	var created *github.RepositoryRelease
+	err := g.call(ctx, "creating release "+tag, func() (*github.Response, error) {
+		var resp *github.Response
+		var err error
+		created, resp, err = g.Client.Repositories.CreateRelease(ctx, g.Owner, g.Repo, &github.RepositoryRelease{
+			TagName: github.Ptr(tag), Name: github.Ptr(tag), Draft: github.Ptr(true), TargetCommitish: nonEmpty(g.Commit),
+		})
+		return resp, err
+	})
+	var ge *github.ErrorResponse
+	if errors.As(err, &ge) && ge.Response != nil && ge.Response.StatusCode == http.StatusUnprocessableEntity {
+		// After a retry, the tag's release is there: the earlier attempt
+		// created it.
+		if r, ferr := g.findRelease(ctx, tag); ferr == nil && r != nil {
+			return r, nil
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	g.releases[tag] = created
+	return created, nil
+}
+
+// findRelease looks for the release of tag among all, drafts included.
+func (g *GitHub) findRelease(ctx context.Context, tag string) (*github.RepositoryRelease, error) {
 	opts := &github.ListOptions{PerPage: 100}
 	for {
 		var page []*github.RepositoryRelease
@@ -205,24 +250,10 @@ func (g *GitHub) release(ctx context.Context, tag string) (*github.RepositoryRel
 			}
 		}
 		if resp.NextPage == 0 {
-			break
+			return nil, nil
 		}
 		opts.Page = resp.NextPage
 	}
-	var created *github.RepositoryRelease
-	err := g.call(ctx, "creating release "+tag, func() (*github.Response, error) {
-		var resp *github.Response
-		var err error
-		created, resp, err = g.Client.Repositories.CreateRelease(ctx, g.Owner, g.Repo, &github.RepositoryRelease{
-			TagName: github.Ptr(tag), Name: github.Ptr(tag), Draft: github.Ptr(true), TargetCommitish: nonEmpty(g.Commit),
-		})
-		return resp, err
-	})
-	if err != nil {
-		return nil, err
-	}
-	g.releases[tag] = created
-	return created, nil
 }
 
 func (g *GitHub) asset(ctx context.Context, rel *github.RepositoryRelease, name string) (*github.ReleaseAsset, error) {
@@ -341,6 +372,8 @@ func (g *GitHub) retryAfter(resp *github.Response, err error, backoff time.Durat
 		return min(time.Minute, maxWait), true
 	case errors.As(err, &rate):
 		return min(max(time.Until(rate.Rate.Reset.Time), time.Second), maxWait), true
+	case resp != nil && resp.Response != nil && resp.StatusCode/100 == 2:
+		return backoff, true // a success whose body was cut on the way
 	case resp != nil && resp.Response != nil:
 		code := resp.StatusCode
 		if ra := resp.Header.Get("Retry-After"); ra != "" && (code == 403 || code == 429 || code >= 500) {

@@ -29,6 +29,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/runpod-workers/fwrelease/internal/artifact"
+	"github.com/runpod-workers/fwrelease/internal/httpretry"
 	"github.com/runpod-workers/fwrelease/internal/insecure"
 	"github.com/runpod-workers/fwrelease/internal/redact"
 )
@@ -93,7 +94,7 @@ func NewOCIRegistry(repository string, plainHTTP, allowInsecure bool) (*OCI, err
 	if err != nil {
 		return nil, fmt.Errorf("publish.oci.repository %q: %w", repository, err)
 	}
-	return &OCI{Repository: repo.Name(), store: &registryStore{repo: repo, transport: insecure.Transport(remote.DefaultTransport, scheme)}}, nil
+	return &OCI{Repository: repo.Name(), store: &registryStore{repo: repo, transport: insecure.Transport(httpretry.Transport{Next: remote.DefaultTransport}, scheme)}}, nil
 }
 
 // NewOCILayout writes an OCI image layout in dir.

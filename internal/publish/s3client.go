@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/runpod-workers/fwrelease/internal/httpretry"
 	"github.com/runpod-workers/fwrelease/internal/insecure"
 )
 
@@ -46,6 +47,7 @@ func NewS3(ctx context.Context, o S3Options) (*S3, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading AWS configuration: %w", err)
 	}
+	cfg.HTTPClient = httpretry.Client{Next: cfg.HTTPClient}
 	client := s3.NewFromConfig(cfg, func(so *s3.Options) {
 		if o.Endpoint != "" {
 			so.BaseEndpoint = &o.Endpoint
