@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -22,13 +23,13 @@ func TestBadInputs(t *testing.T) {
 		name   string
 		mutate func(t *testing.T, src string) // edits the example copy
 		config func(string) string            // edits fwrelease.yaml
-		line   string                         // the exact error line ($SRC: the worker's directory, py3.1X: whichever target failed first)
+		line   string                         // the exact error line ($SRC: the worker's directory, $END: the line appended to the config, py3.1X: whichever target failed first)
 		also   string                         // and, below it, this
 	}{
 		{name: "yaml syntax", config: func(c string) string { return c + "matrix: [\n" },
-			line: "fwrelease: $SRC/fwrelease.yaml:25: did not find expected node content"},
+			line: "fwrelease: $SRC/fwrelease.yaml:$END: did not find expected node content"},
 		{name: "unknown key", config: func(c string) string { return c + "colour: blue\n" },
-			line: `fwrelease: $SRC/fwrelease.yaml:25: unknown key "colour"`},
+			line: `fwrelease: $SRC/fwrelease.yaml:$END: unknown key "colour"`},
 		{name: "wrong type", config: func(c string) string {
 			return strings.Replace(c, "source_date_epoch: 1767225600", "source_date_epoch: soon", 1)
 		},
@@ -84,9 +85,16 @@ func TestBadInputs(t *testing.T) {
 				tt.mutate(t, src)
 			}
 			cfg := filepath.Join(src, "fwrelease.yaml")
+			want := tt.line
 			if tt.config != nil {
-				data, _ := os.ReadFile(cfg)
-				os.WriteFile(cfg, []byte(tt.config(string(data))), 0o644)
+				data, err := os.ReadFile(cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want = strings.ReplaceAll(want, "$END", strconv.Itoa(strings.Count(string(data), "\n")+1))
+				if err := os.WriteFile(cfg, []byte(tt.config(string(data))), 0o644); err != nil {
+					t.Fatal(err)
+				}
 			}
 			dist := filepath.Join(dir, "dist")
 			r := run(t, dir, nil, "--config", cfg, "--dist", dist, "release", "--snapshot")
@@ -101,8 +109,8 @@ func TestBadInputs(t *testing.T) {
 					break
 				}
 			}
-			if line != tt.line {
-				t.Errorf("error line\n  %s\nwant\n  %s", line, tt.line)
+			if line != want {
+				t.Errorf("error line\n  %s\nwant\n  %s", line, want)
 			}
 			if !strings.Contains(stderr, tt.also) {
 				t.Errorf("stderr lacks %q:\n%s", tt.also, stderr)
