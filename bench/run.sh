@@ -43,7 +43,7 @@ coldstart() {
   local storage dir
   : > "$work/coldstart.md"
   for storage in tmpfs disk; do
-    if [ $storage = tmpfs ]; then dir=$(mktemp -d /dev/shm/fwcold.XXXXXX); else dir=$(mktemp -d /var/tmp/fwcold.XXXXXX); fi
+    if [ $storage = tmpfs ]; then dir=$(mktemp -d /dev/shm/fc.XXXX); else dir=$(mktemp -d /var/tmp/fc.XXXX); fi
     echo "== cold start in containers, storage on $storage ($dir)"
     (cd bench/coldstart && TMPDIR=$dir FWRELEASE_BENCH_COLDSTART="$work/coldstart-$storage.md" FWRELEASE_BENCH_STORAGE="$storage ($(df --output=fstype "$dir" | tail -1))" \
       FWRELEASE_BIN="$fw" FWRELEASE_BENCH_TREE="$work/tree/site-packages" FWRELEASE_BENCH_RUNS="${BENCH_COLD_RUNS:-5}" \
