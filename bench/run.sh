@@ -62,8 +62,8 @@ network volume a host directory mounted at \`/runpod-volume\`. "volume" is a new
 volume an earlier container filled (the SDK's cache never hits: its copy skips \`.version\`);
 "restart" is the same container started again; "upgrade" is a new container of the next version on
 a volume holding this one. Each case's "× floor" is against the unslimmed tarball's floor. Written
-on $(date -u +%Y-%m-%d) on this machine ($(nproc) cores, shared with other engineers' builds and tests
-while it ran: the load average was $(cut -d' ' -f1-3 /proc/loadavg) at the end).
+on $(date -u +%Y-%m-%d) on this machine ($(nproc) cores; the load average was $(cut -d' ' -f1-3 /proc/loadavg)
+at the end: above 2, other work shared the cores and the figures are slower than they should be).
 MD
 }
 if [ $only_coldstart = 1 ]; then
