@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -113,6 +115,7 @@ func TestStartScript(t *testing.T) {
 					return container{t: t, rel: rel, shell: shell, image: image,
 						fwDir: filepath.Join(t.TempDir(), "opt", "flash-worker"), cacheDir: cache}
 				}
+				var last string // what the last expectBoot printed
 				expectBoot := func(what string, c container, target, py string) {
 					t.Helper()
 					c.url = srv.URL + "/" + map[string]string{"3.10": a310.File, "3.11": a311.File}[py]
@@ -120,10 +123,19 @@ func TestStartScript(t *testing.T) {
 					if err != nil || !strings.HasSuffix(out, booted(py)) {
 						t.Fatalf("%s: %v\n%s", what, err, out)
 					}
+					last = out
+				}
+				// The one telemetry line at exec: the cache outcome, bytes, times.
+				expectTelemetry := func(t *testing.T, what, want string) {
+					t.Helper()
+					if !regexp.MustCompile(`(?m)^flash-worker: 1\.2\.0 cache=` + want + `( |$)`).MatchString(last) {
+						t.Errorf("%s: no telemetry line \"cache=%s\":\n%s", what, want, last)
+					}
 				}
 
 				// py3.10, then py3.11, then py3.10 on one volume: each its own.
 				expectBoot("py3.10 cold", newContainer(), "py3.10-cpu-linux-x86_64", "3.10")
+				expectTelemetry(t, "py3.10 cold", fmt.Sprintf("download bytes=%d download_ms=[0-9]+ verify_ms=[0-9]+ extract_ms=[0-9]+", a310.Size))
 				expectBoot("py3.11 cold", newContainer(), "py3.11-cpu-linux-x86_64", "3.11")
 				if got := listDir(blobs); len(got) != 2 {
 					t.Errorf("two targets should leave two blobs: %v", got)
@@ -132,6 +144,7 @@ func TestStartScript(t *testing.T) {
 				srv.mode.Store("missing")
 				third := newContainer()
 				expectBoot("py3.10 from the volume", third, "py3.10-cpu-linux-x86_64", "3.10")
+				expectTelemetry(t, "py3.10 from the volume", "volume bytes=0 download_ms=[0-9]+ verify_ms=[0-9]+ extract_ms=[0-9]+")
 				if n := srv.downloads.Load() - before; n != 0 {
 					t.Errorf("a start with the blob on the volume downloaded %d times", n)
 				}
@@ -139,6 +152,7 @@ func TestStartScript(t *testing.T) {
 				// A restarted container reuses its tree, even without the volume.
 				os.Rename(vol, vol+".away")
 				expectBoot("restart", third, "py3.10-cpu-linux-x86_64", "3.10")
+				expectTelemetry(t, "restart", "restart bytes=0")
 				os.Rename(vol+".away", vol)
 				if m, _ := os.ReadFile(filepath.Join(third.fwDir, ".fw-sha256")); strings.TrimSpace(string(m)) != a310.SHA256 {
 					t.Errorf("the marker in --fw-dir is %q", m)
