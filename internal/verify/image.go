@@ -87,17 +87,9 @@ func (o Options) image(ctx context.Context, m *manifest.Manifest, a manifest.Art
 		return fail(err)
 	}
 	if o.Verifier != nil {
-		b, err := src.bundle()
-		if err != nil {
-			c.Signature = "missing"
+		if err := c.checkSignature(o.Verifier, src.bundle, digest[:]); err != nil {
 			return fail(err)
 		}
-		signer, err := verifyBundle(o.Verifier, b, digest[:])
-		if err != nil {
-			c.Signature = "bad"
-			return fail(err)
-		}
-		c.Signature, c.Signer = "ok", signer
 	}
 	c.OK = true
 	return c

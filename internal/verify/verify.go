@@ -264,20 +264,30 @@ func (o Options) check(c Check, m *manifest.Manifest, a manifest.Artifact, body 
 		return fail(err)
 	}
 	if o.Verifier != nil {
-		b, err := bundle()
-		if err != nil {
-			c.Signature = "missing"
+		if err := c.checkSignature(o.Verifier, bundle, h.Sum(nil)); err != nil {
 			return fail(err)
 		}
-		signer, err := verifyBundle(o.Verifier, b, h.Sum(nil))
-		if err != nil {
-			c.Signature = "bad"
-			return fail(err)
-		}
-		c.Signature, c.Signer = "ok", signer
 	}
 	c.OK = true
 	return c
+}
+
+// checkSignature verifies the bundle over digest and records the outcome
+// in c: "missing" when the bundle cannot be read, "bad" when it does not
+// verify, else "ok" and whom it was accepted from.
+func (c *Check) checkSignature(v *sign.Verifier, bundle func() ([]byte, error), digest []byte) error {
+	b, err := bundle()
+	if err != nil {
+		c.Signature = "missing"
+		return err
+	}
+	signer, err := verifyBundle(v, b, digest)
+	if err != nil {
+		c.Signature = "bad"
+		return err
+	}
+	c.Signature, c.Signer = "ok", signer
+	return nil
 }
 
 // checkInside compares .version and MANIFEST.json with the manifest.
