@@ -55,11 +55,14 @@ type Artifact struct {
 }
 
 // Layer is one gzip layer of a target's tree: the blob an OCI registry
-// holds under digest ("sha256:…"), size bytes.
+// holds under digest ("sha256:…"), size bytes. URLs are where the same
+// blob is published as a file beside the tarball, one per file channel,
+// under the same rules as the artifact's urls.
 type Layer struct {
-	Name   string `json:"name"`
-	Digest string `json:"digest"`
-	Size   int64  `json:"size"`
+	Name   string   `json:"name"`
+	Digest string   `json:"digest"`
+	Size   int64    `json:"size"`
+	URLs   []string `json:"urls,omitempty"`
 }
 
 // Images are the OCI images of a target, by digest: the mount image (the
