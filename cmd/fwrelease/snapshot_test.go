@@ -18,6 +18,7 @@ import (
 
 	"github.com/runpod-workers/fwrelease/internal/archive"
 	"github.com/runpod-workers/fwrelease/internal/build"
+	"github.com/runpod-workers/fwrelease/internal/manifest"
 )
 
 // The core promise: the same source gives the same bytes, whoever builds it.
@@ -50,7 +51,8 @@ func TestSnapshotIsReproducible(t *testing.T) {
 		}
 		// The layers and the mount image, too: same digests in both.
 		other := s2.manifest.Artifacts[i]
-		if art.Images == nil || other.Images == nil || !slices.Equal(art.Layers, other.Layers) ||
+		sameLayer := func(a, b manifest.Layer) bool { return a.Name == b.Name && a.Digest == b.Digest && a.Size == b.Size }
+		if art.Images == nil || other.Images == nil || !slices.EqualFunc(art.Layers, other.Layers, sameLayer) ||
 			strings.TrimPrefix(art.Images.Mount, s1.dist) != strings.TrimPrefix(other.Images.Mount, s2.dist) {
 			t.Errorf("%s: layers or images differ between the two builds: %+v %+v, then %+v %+v", art.Target.ID, art.Layers, art.Images, other.Layers, other.Images)
 		}
@@ -64,6 +66,19 @@ func TestSnapshotIsReproducible(t *testing.T) {
 		}
 		if published := readFile(t, strings.TrimPrefix(art.URLs[0], "file://")); !bytes.Equal(published, t1) {
 			t.Errorf("%s: the local channel's copy differs from dist/", art.File)
+		}
+		// Each layer is published beside the tarball, as the bytes its
+		// digest names.
+		for _, l := range art.Layers {
+			want := "file://" + s1.dist + "/local/v1.2.0/" + strings.TrimSuffix(art.File, ".tar.gz") + "." + l.Name + ".layer.tar.gz"
+			if len(l.URLs) != 1 || l.URLs[0] != want {
+				t.Errorf("%s layer %s: urls %v, want [%s]", art.Target.ID, l.Name, l.URLs, want)
+				continue
+			}
+			data := readFile(t, strings.TrimPrefix(l.URLs[0], "file://"))
+			if sum := sha256.Sum256(data); "sha256:"+hex.EncodeToString(sum[:]) != l.Digest || int64(len(data)) != l.Size {
+				t.Errorf("%s layer %s: the published file is not %s, %d bytes", art.Target.ID, l.Name, l.Digest, l.Size)
+			}
 		}
 	}
 	// The manifest itself, apart from the local paths, is pinned by a

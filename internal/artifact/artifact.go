@@ -5,8 +5,7 @@
 // re-derived from the file on disk; a release read back from dist/ is
 // checked once, when it is loaded.
 //
-// A new kind of published thing (say, an OCI layer) is a Kind constant
-// here; the channels that carry it switch on Kind in Publish and return
+// A new kind of published thing is a Kind constant here; the channels that carry it switch on Kind in Publish and return
 // the zero Location for kinds they do not carry, and Entry records it in
 // the manifest if the manifest names it.
 package artifact
@@ -15,6 +14,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/runpod-workers/fwrelease/internal/manifest"
 	"github.com/runpod-workers/fwrelease/internal/target"
@@ -27,6 +27,7 @@ const (
 	File      Kind = iota // the manifest, or any other file of the release
 	Tarball               // a target's tarball
 	Signature             // a Sigstore bundle
+	Layer                 // a tarball's image layer, as a file beside it
 )
 
 // Artifact is a target's tarball, its signature, or any other file of a
@@ -44,6 +45,10 @@ type Artifact struct {
 	// made of them, as its manifest entry records them.
 	Layers []manifest.Layer
 	Images *manifest.Images
+	// LayerFiles are a tarball's Layers as files of the release (Kind
+	// Layer), in the same order, published beside it; where each went
+	// becomes its layer's urls. Nil: the layers keep the urls they have.
+	LayerFiles []Artifact
 	// Signature is a tarball's bundle, once signed.
 	Signature *Artifact
 	// Signs is what a signature signs (without its own Signature).
@@ -95,6 +100,37 @@ func (a *Artifact) SignedBy(sig Artifact) {
 	a.Signature = &sig
 }
 
+// LayerFileName is the name a tarball's layer is published under beside
+// it: "flash-worker-v1.2.0-py3.11-linux-x86_64.deps.layer.tar.gz".
+func LayerFileName(tarball, layer string) string {
+	base := strings.TrimSuffix(strings.TrimSuffix(tarball, ".tar.gz"), ".tar.zst")
+	return base + "." + layer + ".layer.tar.gz"
+}
+
+// LayerFile describes the tarball's layer l, whose file is at p, as a file
+// of the release.
+func (a *Artifact) LayerFile(l manifest.Layer, p string) Artifact {
+	return Artifact{
+		Kind: Layer, Target: a.Target, Release: a.Release,
+		File: LayerFileName(a.File, l.Name), Path: p, Format: "tar+gzip",
+		Size: l.Size, SHA256: strings.TrimPrefix(l.Digest, "sha256:"),
+	}
+}
+
+// layers are the tarball's layers for its manifest entry, each with the
+// URLs its file was published to.
+func (a *Artifact) layers() []manifest.Layer {
+	if a.LayerFiles == nil || len(a.LayerFiles) != len(a.Layers) {
+		return a.Layers
+	}
+	out := make([]manifest.Layer, len(a.Layers))
+	for i, l := range a.Layers {
+		l.URLs = a.LayerFiles[i].urls()
+		out[i] = l
+	}
+	return out
+}
+
 // urls are the download URLs of the artifact, without content references.
 func (a *Artifact) urls() []string {
 	urls := []string{}
@@ -117,7 +153,7 @@ func (a *Artifact) Entry() manifest.Artifact {
 		Size:            a.Size,
 		SHA256:          a.SHA256,
 		URLs:            a.urls(),
-		Layers:          a.Layers,
+		Layers:          a.layers(),
 		Images:          a.Images,
 	}
 	for _, l := range a.Locations {

@@ -113,7 +113,7 @@ func SnapshotSigner(ctx context.Context, dist string) (*sign.Signer, error) {
 // publishing are the steps after signing. A dry run's channels neither
 // finalize nor move latest, so those steps do nothing there.
 func publishing(r *Release, p Publishing) []Step {
-	steps := []Step{&PreflightStep{Channels: p.Channels, Release: r}}
+	steps := []Step{&LayerFilesStep{Release: r}, &PreflightStep{Channels: p.Channels, Release: r}}
 	for _, ch := range p.Channels.Channels() {
 		steps = append(steps, &PublishStep{Publisher: ch, Release: r})
 	}

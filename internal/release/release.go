@@ -95,11 +95,12 @@ type PreflightStep struct {
 func (s *PreflightStep) String() string { return "check the artifacts fit every channel" }
 
 func (s *PreflightStep) Run(ctx context.Context) error {
-	return s.Channels.Preflight(s.Release.Artifacts)
+	return s.Channels.Preflight(s.Release.files())
 }
 
-// PublishStep puts every tarball (or, with Signatures, every tarball's
-// bundle) on one channel and records where it went.
+// PublishStep puts every tarball and its layer files (or, with
+// Signatures, every tarball's bundle) on one channel and records where
+// each went.
 type PublishStep struct {
 	Publisher  publish.Publisher
 	Release    *Release
@@ -140,6 +141,23 @@ func (s *PublishStep) Run(ctx context.Context) error {
 			return fmt.Errorf("%s: %w", a.Target.ID(), err)
 		}
 		a.Published(at)
+		if err := s.publishLayers(ctx, a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// publishLayers puts a tarball's layer files on the channel, after the
+// tarball; a signature has none.
+func (s *PublishStep) publishLayers(ctx context.Context, a *artifact.Artifact) error {
+	for j := range a.LayerFiles {
+		lf := &a.LayerFiles[j]
+		at, err := s.Publisher.Publish(ctx, *lf)
+		if err != nil {
+			return fmt.Errorf("%s: layer %s: %w", a.Target.ID(), a.Layers[j].Name, err)
+		}
+		lf.Published(at)
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/runpod-workers/fwrelease/internal/artifact"
+	"github.com/runpod-workers/fwrelease/internal/build"
 	"github.com/runpod-workers/fwrelease/internal/manifest"
 	"github.com/runpod-workers/fwrelease/internal/publish"
 	"github.com/runpod-workers/fwrelease/internal/sign"
@@ -114,7 +115,7 @@ func built(t *testing.T, dir string) {
 		sum := sha256.Sum256(data)
 		s := manifest.Shard{
 			Artifact: manifest.Artifact{Target: tg, File: file, Format: "tar+gzip", StripComponents: 1,
-				Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]), URLs: []string{}},
+				Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]), URLs: []string{}, Layers: builtLayers(t, dir, tg.ID)},
 			Release: manifest.Release{Name: "flash-worker", Version: "1.2.0", Created: "2026-01-01T00:00:00Z",
 				Source: manifest.Source{Repository: "runpod-workers/flash", Commit: strings.Repeat("a", 40), Tag: "v1.2.0"}},
 		}
@@ -122,6 +123,24 @@ func built(t *testing.T, dir string) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// builtLayers writes a target's two mount layer files where the build
+// leaves them and lists them as its shard does.
+func builtLayers(t *testing.T, dir, id string) []manifest.Layer {
+	t.Helper()
+	var out []manifest.Layer
+	for _, name := range []string{"deps", "worker"} {
+		data := []byte(name + " layer of " + id)
+		p := filepath.Join(build.LayerDir(dir, id, "mount"), name+".tar.gz")
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(data)
+		out = append(out, manifest.Layer{Name: name, Digest: "sha256:" + hex.EncodeToString(sum[:]), Size: int64(len(data))})
+	}
+	return out
 }
 
 // keyed makes a key, and the checker a re-run keeps signatures with.
@@ -174,7 +193,7 @@ func TestPublishOrder(t *testing.T) {
 	for _, s := range PublishOnly(r, p) {
 		names = append(names, s.String())
 	}
-	wantSteps := []string{"sign artifacts", "check the artifacts fit every channel",
+	wantSteps := []string{"sign artifacts", "check the layer files", "check the artifacts fit every channel",
 		"publish artifacts to a", "publish artifacts to b", "publish signatures to a", "publish signatures to b",
 		"publish the images", "index the artifacts", "write, sign and publish the manifest", "publish the releases", "move latest"}
 	if !slices.Equal(names, wantSteps) {
@@ -185,15 +204,21 @@ func TestPublishOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	f1, f2 := "flash-worker-v1.2.0-py3.11-linux-x86_64.tar.gz", "flash-worker-v1.2.0-py3.12-linux-x86_64.tar.gz"
-	want := []string{
-		"a preflight 2", "b preflight 2",
-		"a publish " + f1, "a publish " + f2, "b publish " + f1, "b publish " + f2,
-		"a publish " + f1 + ".sigstore.json", "a publish " + f2 + ".sigstore.json",
-		"b publish " + f1 + ".sigstore.json", "b publish " + f2 + ".sigstore.json",
+	l1, l2 := "flash-worker-v1.2.0-py3.11-linux-x86_64.", "flash-worker-v1.2.0-py3.12-linux-x86_64."
+	tarballs := []string{f1, l1 + "deps.layer.tar.gz", l1 + "worker.layer.tar.gz", f2, l2 + "deps.layer.tar.gz", l2 + "worker.layer.tar.gz"}
+	want := []string{"a preflight 6", "b preflight 6"}
+	for _, ch := range []string{"a ", "b "} {
+		for _, f := range tarballs {
+			want = append(want, ch+"publish "+f)
+		}
+	}
+	want = append(want,
+		"a publish "+f1+".sigstore.json", "a publish "+f2+".sigstore.json",
+		"b publish "+f1+".sigstore.json", "b publish "+f2+".sigstore.json",
 		"a publish manifest.json.sigstore.json", "a publish manifest.json",
 		"b publish manifest.json.sigstore.json", "b publish manifest.json",
 		"a finalize 1.2.0", "b finalize 1.2.0", "a latest 1.2.0", "b latest 1.2.0",
-	}
+	)
 	if !slices.Equal(calls, want) {
 		t.Errorf("calls:\n%s\nwant:\n%s", strings.Join(calls, "\n"), strings.Join(want, "\n"))
 	}
@@ -206,6 +231,36 @@ func TestPublishOrder(t *testing.T) {
 	}
 	if art.Signature == nil || len(art.Signature.URLs) != 2 {
 		t.Errorf("signature %+v", art.Signature)
+	}
+	// Each layer's urls are its file beside the tarball on each channel,
+	// and the layer keeps its digest and size.
+	for _, l := range art.Layers {
+		key := "v1.2.0/" + l1 + l.Name + ".layer.tar.gz"
+		if !slices.Equal(l.URLs, []string{a.URL(key), b.URL(key)}) {
+			t.Errorf("layer %s urls %v", l.Name, l.URLs)
+		}
+		if sum := sha256.Sum256(a.store[key]); "sha256:"+hex.EncodeToString(sum[:]) != l.Digest || int64(len(a.store[key])) != l.Size {
+			t.Errorf("layer %s: the published file is not %s, %d bytes", l.Name, l.Digest, l.Size)
+		}
+	}
+}
+
+// A layer file that is not what its shard lists is refused before
+// anything is published, naming the file.
+func TestTamperedLayerFileIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	built(t, dir)
+	p := filepath.Join(build.LayerDir(dir, "py3.12-cpu-linux-x86_64", "mount"), "worker.tar.gz")
+	if err := os.WriteFile(p, []byte("not the worker layer"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var calls []string
+	err := run(t, readRelease(t, dir), keyed(t, newFake("a", &calls)))
+	if err == nil || !strings.Contains(err.Error(), "py3.12-cpu-linux-x86_64") || !strings.Contains(err.Error(), p) {
+		t.Fatalf("error %v, want one naming the target and %s", err, p)
+	}
+	if len(calls) != 0 {
+		t.Errorf("published before the layer files were checked: %v", calls)
 	}
 }
 
@@ -322,13 +377,16 @@ func TestDryRunPublishesNothing(t *testing.T) {
 	if err := run(t, r, p); err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"a preflight 2"}; !slices.Equal(calls, want) {
+	if want := []string{"a preflight 6"}; !slices.Equal(calls, want) {
 		t.Errorf("calls %v, want only %v", calls, want)
 	}
-	if len(said) != 6 { // two tarballs, two bundles, the manifest and its bundle
+	if len(said) != 10 { // two tarballs, their four layer files, two bundles, the manifest and its bundle
 		t.Errorf("the dry run said %d things:\n%s", len(said), strings.Join(said, "\n"))
 	}
 	if u := r.Manifest.Artifacts[0].URLs; len(u) != 1 || u[0] != a.URL("v1.2.0/"+r.Manifest.Artifacts[0].File) {
 		t.Errorf("urls %v", u)
+	}
+	if u := r.Manifest.Artifacts[0].Layers[0].URLs; len(u) != 1 || u[0] != a.URL("v1.2.0/flash-worker-v1.2.0-py3.11-linux-x86_64.deps.layer.tar.gz") {
+		t.Errorf("layer urls %v", u)
 	}
 }
