@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -19,6 +20,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 var epoch = time.Unix(1767225600, 0).UTC()
@@ -103,6 +106,9 @@ func TestPackIsDeterministic(t *testing.T) {
 			sum := sha256.Sum256(a)
 			if da != db || da.SHA256 != hex.EncodeToString(sum[:]) || da.Size != int64(len(a)) {
 				t.Errorf("digest %+v does not describe the bytes written (%d bytes, %x)", da, len(a), sum)
+			}
+			if tarSum := streamSHA256(t, a, f); da.TarSHA256 != tarSum || da.TarSize == 0 {
+				t.Errorf("tar stream digest %q (%d bytes), the decompressed bytes hash to %s", da.TarSHA256, da.TarSize, tarSum)
 			}
 		})
 	}
@@ -368,4 +374,29 @@ func TestReadRefusesRenamingPAX(t *testing.T) {
 	if _, err := Read(bytes.NewReader(ok)); err != nil {
 		t.Errorf("a PAX path and mtime were refused: %v", err)
 	}
+}
+
+// streamSHA256 is the sha256 of a tarball's decompressed bytes.
+func streamSHA256(t *testing.T, data []byte, f Format) string {
+	t.Helper()
+	var r io.Reader
+	if f == TarZst {
+		zr, err := zstd.NewReader(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer zr.Close()
+		r = zr
+	} else {
+		zr, err := gzip.NewReader(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = zr
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, r); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

@@ -209,7 +209,13 @@ type FileSum struct {
 type Digest struct {
 	Size   int64
 	SHA256 string
-	Linked Saved // by Options.LinkDuplicates
+	// TarSize and TarSHA256 are the uncompressed tar stream's (an OCI
+	// layer's diff ID), taken on the way into the compressor; zero when a
+	// Deferred entry left a hole in a gzip stream, whose bytes are not all
+	// known in order.
+	TarSize   int64
+	TarSHA256 string
+	Linked    Saved // by Options.LinkDuplicates
 }
 
 // Pack writes entries as a deterministic compressed tarball to out, hashing
@@ -239,7 +245,11 @@ func Pack(ctx context.Context, out io.Writer, entries []Entry, o Options) (Diges
 	if p.links != nil {
 		p.linked = p.links.saved
 	}
-	return Digest{Size: hw.n, SHA256: hex.EncodeToString(hw.h.Sum(nil)), Linked: p.linked}, nil
+	d := Digest{Size: hw.n, SHA256: hex.EncodeToString(hw.h.Sum(nil)), Linked: p.linked}
+	if p.tar != nil && (p.deferred == nil || o.Format == TarZst) {
+		d.TarSize, d.TarSHA256 = p.tar.n, hex.EncodeToString(p.tar.h.Sum(nil))
+	}
+	return d, nil
 }
 
 type packer struct {
@@ -251,9 +261,10 @@ type packer struct {
 	// hole, when set, is called with the deferred entry's size before its
 	// placeholder bytes are written.
 	hole   func(size int64) error
-	fill   []byte  // the deferred entry's content, when known before packing
-	links  *linker // with Options.LinkDuplicates, while packing
-	linked Saved   // what links saved, when it is done before packing
+	fill   []byte         // the deferred entry's content, when known before packing
+	links  *linker        // with Options.LinkDuplicates, while packing
+	linked Saved          // what links saved, when it is done before packing
+	tar    *hashingWriter // the uncompressed stream, as writeAll wrote it
 }
 
 // wholeFileLimit is the largest file read into memory to compare it with
@@ -335,7 +346,8 @@ func (p *packer) packZstd(ctx context.Context, out io.Writer, entries []Entry) e
 
 // writeAll writes the tar stream of entries, and its end, to w.
 func (p *packer) writeAll(ctx context.Context, w io.Writer, entries []Entry) error {
-	tw := tar.NewWriter(w)
+	p.tar = &hashingWriter{w: w, h: sha256.New()}
+	tw := tar.NewWriter(p.tar)
 	for i := range entries {
 		if err := ctx.Err(); err != nil {
 			return err

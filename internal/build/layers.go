@@ -66,7 +66,7 @@ func (b *Builder) writeLayers(ctx context.Context, t target.Target, root string,
 	}
 	out := make([]manifest.Layer, len(mount))
 	for i, l := range mount {
-		out[i] = manifest.Layer{Name: l.Name, Digest: l.Digest, Size: l.Size}
+		out[i] = manifest.Layer{Name: l.Name, Digest: l.Digest, Size: l.Size, DiffID: l.DiffID, TarSize: l.TarSize}
 	}
 	return out, nil
 }

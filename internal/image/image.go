@@ -187,6 +187,10 @@ func (f *fileLayer) Compressed() (io.ReadCloser, error)  { return os.Open(f.l.Pa
 
 func (f *fileLayer) DiffID() (v1.Hash, error) {
 	f.once.Do(func() {
+		if f.l.DiffID != "" {
+			f.diffID, f.err = v1.NewHash(f.l.DiffID)
+			return
+		}
 		f.diffID, f.err = uncompressedDigest(f.l.Path)
 		if f.err != nil {
 			f.err = fmt.Errorf("reading layer %s: %w", f.l.Path, f.err)

@@ -147,6 +147,10 @@ type Layer struct {
 	Path   string // on disk
 	Digest string // "sha256:…" of the compressed file
 	Size   int64
+	// DiffID ("sha256:…") and TarSize are the uncompressed tar stream's;
+	// "" and 0 when not known (a layer read back from disk).
+	DiffID  string
+	TarSize int64
 }
 
 // Options say where and how to pack layers.
@@ -210,5 +214,5 @@ func writeOne(ctx context.Context, name string, entries []archive.Entry, o Optio
 	if err != nil {
 		return Layer{}, fmt.Errorf("writing layer %s to %s: %w", name, p, err)
 	}
-	return Layer{Name: name, Path: p, Digest: "sha256:" + d.SHA256, Size: d.Size}, nil
+	return Layer{Name: name, Path: p, Digest: "sha256:" + d.SHA256, Size: d.Size, DiffID: "sha256:" + d.TarSHA256, TarSize: d.TarSize}, nil
 }

@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -204,8 +206,11 @@ func TestLayersReproducible(t *testing.T) {
 	syscall.Umask(old)
 	time.Local = local
 	for i := range a {
-		if a[i].Digest != b[i].Digest || a[i].Size != b[i].Size {
+		if a[i].Digest != b[i].Digest || a[i].Size != b[i].Size || a[i].DiffID != b[i].DiffID {
 			t.Errorf("layer %s: %s (%d bytes), then %s (%d bytes)", a[i].Name, a[i].Digest, a[i].Size, b[i].Digest, b[i].Size)
+		}
+		if id, n := diffID(t, a[i].Path); a[i].DiffID != id || a[i].TarSize != n {
+			t.Errorf("layer %s: diff ID %s of %d bytes, its decompressed stream is %s of %d", a[i].Name, a[i].DiffID, a[i].TarSize, id, n)
 		}
 	}
 
@@ -264,4 +269,24 @@ func TestDefaultsBundled(t *testing.T) {
 	if got := Defaults("overlay"); ruleFor("uv", got) != 1 || ruleFor("python/x", got) != 1 {
 		t.Errorf("the overlay layout's defaults take uv or python/ into deps: %+v", got)
 	}
+}
+
+// diffID decompresses a layer file and hashes it.
+func diffID(t *testing.T, p string) (string, int64) {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("sha256:%x", h.Sum(nil)), n
 }

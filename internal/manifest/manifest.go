@@ -59,10 +59,15 @@ type Artifact struct {
 // blob is published as a file beside the tarball, one per file channel,
 // under the same rules as the artifact's urls.
 type Layer struct {
-	Name   string   `json:"name"`
-	Digest string   `json:"digest"`
-	Size   int64    `json:"size"`
-	URLs   []string `json:"urls,omitempty"`
+	Name   string `json:"name"`
+	Digest string `json:"digest"`
+	Size   int64  `json:"size"`
+	// DiffID and TarSize are the uncompressed tar stream's sha256
+	// ("sha256:…", the OCI diff ID) and length: what a start script keeps
+	// on the volume and checks, so a cache hit needs no decompression.
+	DiffID  string   `json:"diff_id,omitempty"`
+	TarSize int64    `json:"tar_size,omitempty"`
+	URLs    []string `json:"urls,omitempty"`
 }
 
 // Images are the OCI images of a target, by digest: the mount image (the

@@ -208,7 +208,11 @@ func layerFiles(dir string, listed []manifest.Layer, checked bool) ([]layer.Laye
 		if checked && ("sha256:"+sum != l.Digest || size != l.Size) {
 			return nil, fmt.Errorf("%s is %d bytes sha256:%s, its shard says %d bytes %s; build the target again", p, size, sum, l.Size, l.Digest)
 		}
-		out = append(out, layer.Layer{Name: l.Name, Path: p, Digest: "sha256:" + sum, Size: size})
+		ll := layer.Layer{Name: l.Name, Path: p, Digest: "sha256:" + sum, Size: size}
+		if checked {
+			ll.DiffID, ll.TarSize = l.DiffID, l.TarSize
+		}
+		out = append(out, ll)
 	}
 	return out, nil
 }
