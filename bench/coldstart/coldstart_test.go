@@ -23,6 +23,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -39,10 +40,32 @@ func TestMain(m *testing.M) { os.Exit(containertest.Main(m)) }
 
 const rate = 50e6 // bytes per second, the link the tarballs are served at
 
-// throttled serves a directory's files at rate and counts what it sent.
-type throttled struct {
-	dir  string
+// link is a line at rate: what is sent through it waits until the line
+// would have carried it, concurrent responses sharing the rate, and it
+// counts what it carried.
+type link struct {
+	mu   sync.Mutex
+	free time.Time // when the line has carried everything sent so far
 	sent atomic.Int64
+}
+
+func (l *link) carry(n int) {
+	l.mu.Lock()
+	now := time.Now()
+	if l.free.Before(now) {
+		l.free = now
+	}
+	l.free = l.free.Add(time.Duration(float64(n) / rate * float64(time.Second)))
+	until := l.free
+	l.mu.Unlock()
+	l.sent.Add(int64(n))
+	time.Sleep(time.Until(until))
+}
+
+// throttled serves a directory's files through its link.
+type throttled struct {
+	dir string
+	link
 }
 
 func (s *throttled) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -52,24 +75,27 @@ func (s *throttled) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
-	start := time.Now()
 	for off := 0; off < len(data); off += 64 << 10 {
 		end := min(off+64<<10, len(data))
 		if _, err := w.Write(data[off:end]); err != nil {
 			return
 		}
-		s.sent.Add(int64(end - off))
-		time.Sleep(time.Until(start.Add(time.Duration(float64(end) / rate * float64(time.Second)))))
+		s.carry(end - off)
 	}
 }
 
-// release is one snapshot release of the benchmark's tree.
+// release is one snapshot release of the benchmark's tree; mount and
+// overlay are its images in the snapshot's OCI layout (PATH@sha256:…).
 type release struct {
 	version, manifest, pub, file, sha256 string
 	size                                 int64
+	mount, overlay                       string
+	workerLayer                          int64 // the mount image's worker layer, bytes
 }
 
-func build(t *testing.T, fw, tree, work, version string, slim bool) release {
+// build releases the tree as a snapshot; with a base (a registry's
+// reference, "{python}" in it), the overlay image on it too.
+func build(t *testing.T, fw, tree, work, version string, slim bool, base string) release {
 	t.Helper()
 	dir := filepath.Join(work, version+map[bool]string{true: "-slim", false: ""}[slim])
 	os.MkdirAll(filepath.Join(dir, "scripts"), 0o755)
@@ -82,9 +108,10 @@ matrix: {python: ["3.11"]}
 files: [{src: scripts/bootstrap.sh, dst: bootstrap.sh, mode: "0755"}]
 deps: {dir: %s}
 slim: {enabled: %v}
-`, version, tree, slim)), 0o644)
+images: {bases: {%s}}
+`, version, tree, slim, map[bool]string{true: "cpu: " + strconv.Quote(base)}[base != ""])), 0o644)
 	dist := filepath.Join(dir, "dist")
-	if out, err := exec.Command(fw, "--config", cfg, "--dist", dist, "release", "--snapshot").CombinedOutput(); err != nil {
+	if out, err := exec.Command(fw, "--allow-insecure", "--config", cfg, "--dist", dist, "release", "--snapshot").CombinedOutput(); err != nil {
 		t.Fatalf("building %s: %v\n%s", dir, err, out)
 	}
 	var m struct {
@@ -92,6 +119,14 @@ slim: {enabled: %v}
 			File   string `json:"file"`
 			SHA256 string `json:"sha256"`
 			Size   int64  `json:"size"`
+			Layers []struct {
+				Name string `json:"name"`
+				Size int64  `json:"size"`
+			} `json:"layers"`
+			Images struct {
+				Mount   string            `json:"mount"`
+				Overlay map[string]string `json:"overlay"`
+			} `json:"images"`
 		} `json:"artifacts"`
 	}
 	data, _ := os.ReadFile(filepath.Join(dist, "manifest.json"))
@@ -99,8 +134,14 @@ slim: {enabled: %v}
 		t.Fatalf("%s/manifest.json: %v", dist, err)
 	}
 	a := m.Artifacts[0]
-	return release{version: version, manifest: filepath.Join(dist, "manifest.json"), pub: filepath.Join(dist, "snapshot.pub"),
-		file: filepath.Join(dist, a.File), sha256: a.SHA256, size: a.Size}
+	var worker int64
+	for _, l := range a.Layers {
+		if l.Name == "worker" {
+			worker = l.Size
+		}
+	}
+	return release{workerLayer: worker, version: version, manifest: filepath.Join(dist, "manifest.json"), pub: filepath.Join(dist, "snapshot.pub"),
+		file: filepath.Join(dist, a.File), sha256: a.SHA256, size: a.Size, mount: a.Images.Mount, overlay: a.Images.Overlay["cpu"]}
 }
 
 // served copies a release's tarball under a name of its own (the three
@@ -242,8 +283,9 @@ func TestColdStart(t *testing.T) {
 	bases := []struct{ name, image string }{{"slim look-alike (python3 only)", slim}, {"slim look-alike + curl", withCurl(t, rt, slim)}}
 
 	work := t.TempDir()
-	v1r, v2r := build(t, fw, tree, work, "1.0.0", false), build(t, fw, tree, work, "1.0.1", false)
-	slimR := build(t, fw, tree, work, "1.0.0", true)
+	onBase := rt.Registry() + "/fwrelease-test/slim-{python}:latest" // the overlay images' base, slim
+	v1r, v2r := build(t, fw, tree, work, "1.0.0", false, onBase), build(t, fw, tree, work, "1.0.1", false, onBase)
+	slimR := build(t, fw, tree, work, "1.0.0", true, "")
 	srv := &throttled{dir: filepath.Join(work, "served")}
 	os.Mkdir(srv.dir, 0o755)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -253,6 +295,9 @@ func TestColdStart(t *testing.T) {
 	go http.Serve(ln, srv)
 	base := "http://" + ln.Addr().String()
 	u1, u2, uSlim := v1r.served(t, srv.dir, base), v2r.served(t, srv.dir, base), slimR.served(t, srv.dir, base)
+	reg := newRegistryLink(t, rt.Registry())
+	rows := imageRows(slim, strings.Replace(slim, rt.Registry(), reg.host, 1),
+		v1r.push(t, rt.Registry(), reg.host), v2r.push(t, rt.Registry(), reg.host))
 
 	commands := []struct {
 		name     string
@@ -267,7 +312,10 @@ func TestColdStart(t *testing.T) {
 	cases := []string{"cold", "volume", "restart", "upgrade"}
 	results := map[string]*sample{}
 	key := func(b, c, k string) string { return b + "|" + c + "|" + k }
-	for i := 0; i < runs; i++ { // interleaved: each run measures every command once
+	for i := 0; i < runs; i++ { // interleaved: each run measures every command and image once
+		for _, b := range bases {
+			rt.Pull(t, b.image) // the image rows of the run before emptied the storage
+		}
 		for _, b := range bases {
 			for _, c := range commands {
 				if c.slimOnly && b.image != slim {
@@ -303,9 +351,11 @@ func TestColdStart(t *testing.T) {
 				}
 			}
 		}
+		measureImages(t, rt, reg, rows, results)
 	}
+	rt.Pull(t, slim)
 	floors := measureFloors(t, rt, slim, v1r, u1, runs)
-	writeReport(t, out, bases[0].name, bases, commands[0].name, results, key, floors, v1r, slimR, runs)
+	writeReport(t, out, bases[0].name, bases, commands[0].name, results, key, floors, v1r, slimR, runs, rows)
 }
 
 // floors are the parts a start cannot avoid: the base's own start, the
@@ -336,7 +386,7 @@ func measureFloors(t *testing.T, rt *containertest.Runtime, image string, r rele
 }
 
 func writeReport(t *testing.T, out, slimBase string, bases []struct{ name, image string }, sdkName string,
-	results map[string]*sample, key func(b, c, k string) string, f floors, full, slim release, runs int) {
+	results map[string]*sample, key func(b, c, k string) string, f floors, full, slim release, runs int, rows []imageRow) {
 	var b strings.Builder
 	storage := os.Getenv("FWRELEASE_BENCH_STORAGE")
 	floor := f.base + max(f.transfer, f.extract)
@@ -361,6 +411,7 @@ func writeReport(t *testing.T, out, slimBase string, bases []struct{ name, image
 			}
 		}
 	}
+	writeImages(&b, rows, results, func(kind string) float64 { v, _ := results[key(slimBase, sdkName, kind)].median(); return v }, floor, full)
 	fmt.Fprintf(&b, "\nFloor (unslimmed tarball): the base's start %.3f s; the transfer alone at the link rate %.3f s; extraction alone %.3f s (in a container, its start taken off); floor = start + the longer of the two = %.3f s.\n\n",
 		f.base, f.transfer, f.extract, floor)
 	get := func(c, k string) float64 { v, _ := results[key(slimBase, c, k)].median(); return v }

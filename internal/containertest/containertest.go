@@ -28,7 +28,8 @@
 // 3.10, a stand-in torch 2.4.0 installed for 3.12 only) and "busybox".
 // Options mounts host directories (Volumes) and images (Mounts, e.g.
 // "type=image,source=REF,destination=/opt/flash-worker"); rt.Registry is the
-// loopback registry to push images to, rt.Pull brings one into the storage.
+// loopback registry to push images to, rt.Pull brings one into the storage
+// and rt.RemoveAllImages empties it.
 //
 // The images are cached under $FWRELEASE_TEST_CACHE, else the user's cache
 // directory (~/.cache/fwrelease-test), as an OCI layout; a file lock keeps
@@ -126,6 +127,14 @@ func (rt *Runtime) Pull(t testing.TB, ref string) string {
 	t.Helper()
 	rt.output(t, "pull", "--quiet", "--tls-verify=false", ref)
 	return ref
+}
+
+// RemoveAllImages removes every image and container from the storage: a
+// host that has pulled nothing. Images BaseImage returned must be pulled
+// again (Pull) before they are used.
+func (rt *Runtime) RemoveAllImages(t testing.TB) {
+	t.Helper()
+	rt.output(t, "rmi", "--all", "--force")
 }
 
 // Run runs a container to its end and removes it.
