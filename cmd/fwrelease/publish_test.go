@@ -146,7 +146,7 @@ func TestReleaseToLocalAndS3(t *testing.T) {
 
 	// Everything verifies on both channels, over plain loopback HTTP for S3.
 	v := run(t, dir, nil, "--allow-insecure", "verify", rec.URL+"/releases/flash-worker/v1.2.0/manifest.json", "--key", pub)
-	if v.code != 0 || strings.Count(v.stdout, " ok ") != 8 {
+	if v.code != 0 || strings.Count(v.stdout, " ok\n") != 24 || strings.Count(v.stdout, "s3 (worker layer)") != 4 { // 4 tarballs and 8 layer files, on each channel
 		t.Errorf("verify: exit %d\n%s%s", v.code, v.stdout, v.stderr)
 	}
 

@@ -145,6 +145,9 @@ func printChecks(g *globalOptions, ref, version string, checks []verify.Check) e
 		if c.Image != "" {
 			channel += " (" + c.Image + " image)"
 		}
+		if c.Layer != "" {
+			channel += " (" + c.Layer + " layer)"
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", c.Target, channel, c.Size, short, c.Signature, signer, result)
 	}
 	return tw.Flush()

@@ -146,12 +146,12 @@ func TestWorkflowCommandsMatchSingleRelease(t *testing.T) {
 			t.Errorf("the summary does not mention %s:\n%s", tg.ID, r.stdout)
 		}
 	}
-	if draft, assets, ok := gh.Release("v1.2.0"); !ok || draft || len(assets) != 10 {
-		t.Errorf("GitHub release: found %v, draft %v, %d assets (want published, 4 tarballs + 4 bundles + manifest + bundle)", ok, draft, len(assets))
+	if draft, assets, ok := gh.Release("v1.2.0"); !ok || draft || len(assets) != 18 {
+		t.Errorf("GitHub release: found %v, draft %v, %d assets (want published, 4 tarballs + 8 layer files + 4 bundles + manifest + bundle)", ok, draft, len(assets))
 	}
 	v := run(t, dir, nil, "--allow-insecure", "verify", filepath.Join(dist, "manifest.json"), "--key", pub)
-	if v.code != 0 || strings.Count(v.stdout, " ok ") != 20 || strings.Count(v.stdout, "(mount image)") != 4 {
-		t.Errorf("verify (4 targets × local, s3, github, oci, and the mount images): exit %d\n%s%s", v.code, v.stdout, v.stderr)
+	if v.code != 0 || strings.Count(v.stdout, " ok\n") != 44 || strings.Count(v.stdout, "(mount image)") != 4 || strings.Count(v.stdout, "github (deps layer)") != 4 {
+		t.Errorf("verify (4 targets × local, s3, github, oci, the mount images, and 2 layer files × local, s3, github): exit %d\n%s%s", v.code, v.stdout, v.stderr)
 	}
 	sharded, _ := os.ReadFile(filepath.Join(dist, "manifest.json"))
 

@@ -35,12 +35,14 @@ type Options struct {
 	Log           *slog.Logger
 }
 
-// Check is the outcome for one artifact on one channel.
+// Check is the outcome for one artifact (a tarball, a layer file, an
+// image) on one channel.
 type Check struct {
 	Target    string `json:"target"`
 	Channel   string `json:"channel"`
 	URL       string `json:"url"`
 	Image     string `json:"image,omitempty"` // an image's kind: "mount", "overlay cpu"
+	Layer     string `json:"layer,omitempty"` // a layer file's layer: "deps"
 	Size      int64  `json:"size"`
 	SHA256    string `json:"sha256"`
 	Signature string `json:"signature"`        // "ok", "unchecked", or the failure
@@ -81,6 +83,10 @@ func Artifacts(ctx context.Context, m *manifest.Manifest, o Options) ([]Check, e
 			}
 			c := o.artifact(ctx, m, a, u)
 			c.Channel = ch
+			failed = failed || !c.OK
+			checks = append(checks, c)
+		}
+		for _, c := range o.layerFiles(ctx, a) {
 			failed = failed || !c.OK
 			checks = append(checks, c)
 		}
