@@ -191,7 +191,7 @@ mutation keyless-any-ref "nothing runs unverified" \
 # digest, which another target's tarball passes.
 mutation start-script-gzip-t "nothing runs unverified" \
 	./cmd/fwrelease '^TestStartScript$/^bash$/^curl$' \
-	internal/inject/start.sh.tmpl '\[ "\$h" = "\$H" \] \|\| return 1' '[ "$e" = 0 ] || return 1'
+	internal/inject/start.sh.tmpl '\[ "\$h" = "\$k" \] \|\| return 1' '[ "$e" = 0 ] || return 1'
 mutation start-script-cache-unchecked "nothing runs unverified" \
 	./cmd/fwrelease '^TestStartScript$/^bash$/^curl$' \
 	internal/inject/start.sh.tmpl '(run \$TV cat "\./\$B");' '${1} || :;'
@@ -200,6 +200,15 @@ mutation start-script-cache-unchecked "nothing runs unverified" \
 mutation start-script-stream-mismatch-kept "nothing runs unverified" \
 	./cmd/fwrelease '^TestStartScript$/^dash$/^python$' \
 	internal/inject/start.sh.tmpl 'trap "rm -rf \$W" EXIT' ':'
+# The layered script (issue 26, item 5): every layer is checked against its
+# digest, and a layer that mismatched after extracting over the others
+# costs the whole tree, not just that layer.
+mutation start-script-layer-unchecked "nothing runs unverified" \
+	./internal/inject '^TestLayeredStartScript$/^dash$/^wget$' \
+	internal/inject/start.sh.tmpl '\[ "\$h" = "\$k" \] \|\| return 1' '[ -n "$h" ] || return 1'
+mutation start-script-layer-tree-kept "nothing runs unverified" \
+	./internal/inject '^TestLayeredStartScript$/^bash$/^python$' \
+	internal/inject/start.sh.tmpl 'rm -rf "\$W/t"\n  mkdir "\$W/t"' 'mkdir -p "$W/t"'
 # A co-tenant on the volume (issue 28, finding 2): the cache directories are
 # used only when they are the volume's own, not symlinks to local ones.
 mutation start-script-symlinked-cache "a hostile volume costs the cache" \
@@ -209,8 +218,8 @@ mutation start-script-symlinked-cache "a hostile volume costs the cache" \
 # Downloads stop at the release's size (issue 28, finding 3).
 mutation start-script-unbounded-download "bounded downloads" \
 	./cmd/fwrelease '^TestStartScriptBoundedDownloads$/^bash$/^curl$/^endless$' \
-	internal/inject/start.sh.tmpl 'head -c \$\(\(N \+ 1\)\) \|' 'cat |' \
-	internal/inject/start.sh.tmpl ' --max-filesize \$N' ''
+	internal/inject/start.sh.tmpl 'head -c \$\(\(n \+ 1\)\) \|' 'cat |' \
+	internal/inject/start.sh.tmpl ' --max-filesize \$n' ''
 
 if [ "${1:-}" = -l ]; then
 	for i in "${!names[@]}"; do

@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"path"
 	"regexp"
+	"strconv"
 	"strings"
 	"text/template"
 
@@ -46,6 +47,17 @@ type Options struct {
 	FWDir         string   // default DefaultFWDir
 	CacheDir      string   // default DefaultCacheDir
 	AllowInsecure bool     // also plain-http loopback URLs (tests, local mirrors)
+	// Layers makes the script fetch the artifact's layers, each from its
+	// own URLs and cached by its digest, instead of the tarball.
+	Layers bool
+}
+
+// blob is one file the script fetches, verifies and extracts: the tarball,
+// or one layer.
+type blob struct {
+	Hex            string
+	Size, Deadline int64
+	URLs           []string // each checked
 }
 
 // Sentinel errors, so callers can tell bad input from a broken template.
@@ -100,18 +112,6 @@ func Script(version string, a *manifest.Artifact, o Options) (string, error) {
 	if err := ValidVersion(version); err != nil {
 		return "", err
 	}
-	urls := o.URLs
-	for _, u := range urls {
-		if err := checkURL(u, o.AllowInsecure); err != nil {
-			return "", err
-		}
-	}
-	if len(urls) == 0 {
-		var err error
-		if urls, err = URLs(a, o.AllowInsecure); err != nil { // checked as they are picked
-			return "", err
-		}
-	}
 	for _, d := range [...]struct{ flag, dir string }{{"--fw-dir", o.FWDir}, {"--cache-dir", o.CacheDir}} {
 		flag, dir := d.flag, d.dir
 		if !dirRE.MatchString(dir) || path.Clean(dir) != dir || path.Dir(dir) == "/" {
@@ -135,14 +135,29 @@ func Script(version string, a *manifest.Artifact, o Options) (string, error) {
 	default:
 		return "", fmt.Errorf("target %s: format %q: %w", a.Target.ID, a.Format, ErrBadValue)
 	}
+	blobs, err := tarballBlob(a, o)
+	strip := 1
+	if o.Layers { // gzip layers, the tree at their root
+		ext, unpack, decompressor, strip = "tar.gz", "tar -xzf", "gzip", 0
+		blobs, err = layerBlobs(a, o)
+	}
+	if err != nil {
+		return "", err
+	}
+	tries := 0
+	for _, b := range blobs {
+		tries = max(tries, len(b.URLs))
+	}
 	protos := "https"
 	if o.AllowInsecure {
 		protos = "https,http"
 	}
 	var buf bytes.Buffer
-	err := scriptTemplate.Execute(&buf, map[string]any{
-		"Version": version, "SHA256": a.SHA256, "URLs": strings.Join(urls, " "),
-		"Size": a.Size, "Deadline": Deadline(a.Size),
+	err = scriptTemplate.Execute(&buf, map[string]any{
+		"Version": version, "SHA256": a.SHA256, "Blobs": blobs, "Layers": o.Layers, "Strip": strip,
+		// Each pass over the blobs takes every blob's n-th URL (or its
+		// last); prune keeps this release's blobs and the two used before.
+		"Tries": positions(tries), "Keep": len(blobs) + 3,
 		"FWDir": o.FWDir, "CacheDir": o.CacheDir, "Protos": protos, "Ext": ext, "Unpack": unpack,
 		"Decompressor": decompressor,
 		// Any blob's name: 64 characters, then the extension; names with a
@@ -156,6 +171,66 @@ func Script(version string, a *manifest.Artifact, o Options) (string, error) {
 		return "", fmt.Errorf("rendering the start script: %w", err)
 	}
 	return buf.String(), nil
+}
+
+// positions are "1 2 … n".
+func positions(n int) string {
+	p := make([]string, n)
+	for i := range p {
+		p[i] = strconv.Itoa(i + 1)
+	}
+	return strings.Join(p, " ")
+}
+
+// tarballBlob is the artifact's tarball from o.URLs, else from its own.
+func tarballBlob(a *manifest.Artifact, o Options) ([]blob, error) {
+	urls := o.URLs
+	for _, u := range urls {
+		if err := checkURL(u, o.AllowInsecure); err != nil {
+			return nil, err
+		}
+	}
+	if len(urls) == 0 {
+		var err error
+		if urls, err = URLs(a, o.AllowInsecure); err != nil { // checked as they are picked
+			return nil, err
+		}
+	}
+	return []blob{{Hex: a.SHA256, Size: a.Size, Deadline: Deadline(a.Size), URLs: urls}}, nil
+}
+
+// layerBlobs are the artifact's layers, in order, each from its own URLs
+// (o.URLs name the tarball's mirrors, so they do not apply).
+func layerBlobs(a *manifest.Artifact, o Options) ([]blob, error) {
+	if len(o.URLs) > 0 {
+		return nil, fmt.Errorf("target %s: a URL given for the tarball (%s) does not apply to its layers, which are fetched from their own URLs in the manifest: %w",
+			a.Target.ID, strings.Join(o.URLs, ", "), ErrBadValue)
+	}
+	if len(a.Layers) == 0 {
+		return nil, fmt.Errorf("target %s: the manifest lists no layers: %w", a.Target.ID, ErrBadValue)
+	}
+	var blobs []blob
+	for _, l := range a.Layers {
+		hex, ok := strings.CutPrefix(l.Digest, "sha256:")
+		if !ok || !hexRE.MatchString(hex) {
+			return nil, fmt.Errorf("target %s: layer %q: digest %q is not sha256: and 64 lower-case hex digits: %w", a.Target.ID, l.Name, l.Digest, ErrBadValue)
+		}
+		if l.Size <= 0 {
+			return nil, fmt.Errorf("target %s: layer %q: size %d: %w", a.Target.ID, l.Name, l.Size, ErrBadValue)
+		}
+		var urls []string
+		for _, u := range l.URLs {
+			if checkURL(u, o.AllowInsecure) == nil {
+				urls = append(urls, u)
+			}
+		}
+		if len(urls) == 0 {
+			return nil, fmt.Errorf("target %s: layer %q: %w for a container in the manifest (it has %s); publish the layers to https",
+				a.Target.ID, l.Name, ErrNoURL, strings.Join(l.URLs, ", "))
+		}
+		blobs = append(blobs, blob{Hex: hex, Size: l.Size, Deadline: Deadline(l.Size), URLs: urls})
+	}
+	return blobs, nil
 }
 
 // checkURL admits what a container may fetch: https (or loopback http when

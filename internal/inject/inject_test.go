@@ -28,10 +28,10 @@ func TestScriptTakesOnlyHTTPSURLs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(s, "file://") || !strings.Contains(s, `U="https://releases.example.com/`) {
+	if strings.Contains(s, "file://") || !strings.Contains(s, `"https://releases.example.com/`) {
 		t.Errorf("the script should download from the https URL only:\n%s", s)
 	}
-	for _, want := range []string{"D=" + DefaultFWDir, "C=" + DefaultCacheDir, "P=https\n", "B=$H.tar.gz", "N=5381205 L=61 ", "tar -xzf - "} {
+	for _, want := range []string{"D=" + DefaultFWDir, "C=" + DefaultCacheDir, "P=https ", "B=$1.tar.gz", "one " + strings.Repeat("ab", 32) + " 5381205 61 \"https://releases.example.com/", "for p in 1;", "tail -n +4 ", "--strip-components=1 ", "tar -xzf - "} {
 		if !strings.Contains(s, want) {
 			t.Errorf("the script lacks %q", want)
 		}
@@ -48,7 +48,7 @@ func TestScriptZstd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(s, "B=$H.tar.zst") || !strings.Contains(s, "tar --zstd -xf - ") || !strings.Contains(s, " zstd find ") {
+	if !strings.Contains(s, "B=$1.tar.zst") || !strings.Contains(s, "tar --zstd -xf - ") || !strings.Contains(s, " zstd find ") {
 		t.Errorf("a zstd artifact's script caches and unpacks as zstd:\n%s", s)
 	}
 }
@@ -98,12 +98,104 @@ func TestScriptRefusesUnsafeValues(t *testing.T) {
 	}
 }
 
+// layered is artifact() with two layers, each at two URLs of which only the
+// https one is usable by a container.
+func layered() *manifest.Artifact {
+	a := artifact()
+	for _, l := range []struct {
+		name string
+		hex  string
+		size int64
+	}{{"deps", strings.Repeat("cd", 32), 9 << 20}, {"worker", strings.Repeat("ef", 32), 4096}} {
+		a.Layers = append(a.Layers, manifest.Layer{Name: l.name, Digest: "sha256:" + l.hex, Size: l.size, URLs: []string{
+			"file:///dist/local/v1.2.0/layers/" + l.hex + ".tar.gz",
+			"https://releases.example.com/v1.2.0/layers/" + l.hex + ".tar.gz",
+		}})
+	}
+	return a
+}
+
+// A layered script fetches each layer, in order, by its digest and size
+// from its own URLs, unpacks it with strip 0 (a layer holds the tree at its
+// root), keeps the artifact's sha256 as the restart marker, and prunes
+// beyond this release's layers and two more.
+func TestScriptLayers(t *testing.T) {
+	s, err := Script("1.2.0", layered(), Options{Layers: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps := "one " + strings.Repeat("cd", 32) + " 9437184 92 \"https://releases.example.com/v1.2.0/layers/" + strings.Repeat("cd", 32) + ".tar.gz\" || return 1\n"
+	worker := "one " + strings.Repeat("ef", 32) + " 4096 20 \"https://releases.example.com/v1.2.0/layers/" + strings.Repeat("ef", 32) + ".tar.gz\" || return 1\n"
+	for _, want := range []string{" H=" + strings.Repeat("ab", 32) + " ", deps + "  " + worker, "--strip-components=0 ", "tar -xzf - ", "B=$1.tar.gz", "tail -n +5 ", " layers=2 cached=$c"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("the layered script lacks %q:\n%s", want, s)
+		}
+	}
+	if strings.Contains(s, "file://") || strings.Contains(s, "'") || strings.Contains(s, "flash-worker-v1.2.0-py3.11") {
+		t.Errorf("the layered script holds a file URL, a single quote, or the tarball's URL:\n%s", s)
+	}
+	// A zstd tarball's layers are gzip still.
+	a := layered()
+	a.Format = "tar+zstd"
+	if s, err := Script("1.2.0", a, Options{Layers: true}); err != nil || !strings.Contains(s, "tar -xzf - ") || strings.Contains(s, "zst") {
+		t.Errorf("a zstd artifact's layers must be cached and unpacked as gzip: %v\n%s", err, s)
+	}
+	// The tarball's script does not change when the manifest lists layers.
+	plain, _ := Script("1.2.0", artifact(), Options{})
+	if s, _ := Script("1.2.0", layered(), Options{}); s != plain {
+		t.Errorf("layers in the manifest changed the tarball's script")
+	}
+}
+
+func TestScriptRefusesBadLayers(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(*manifest.Artifact, *Options)
+		want   string
+	}{
+		{"no layers", func(a *manifest.Artifact, _ *Options) { a.Layers = nil }, "lists no layers"},
+		{"digest without algorithm", func(a *manifest.Artifact, _ *Options) { a.Layers[1].Digest = strings.Repeat("ef", 32) }, `layer "worker": digest`},
+		{"sha512 digest", func(a *manifest.Artifact, _ *Options) { a.Layers[0].Digest = "sha512:" + strings.Repeat("cd", 32) }, `layer "deps": digest`},
+		{"short digest", func(a *manifest.Artifact, _ *Options) { a.Layers[0].Digest = "sha256:abc" }, `layer "deps": digest`},
+		{"upper-case digest", func(a *manifest.Artifact, _ *Options) { a.Layers[0].Digest = "sha256:" + strings.Repeat("CD", 32) }, `layer "deps": digest`},
+		{"shell in digest", func(a *manifest.Artifact, _ *Options) {
+			a.Layers[0].Digest = "sha256:$(reboot)" + strings.Repeat("c", 55)
+		}, `layer "deps": digest`},
+		{"size 0", func(a *manifest.Artifact, _ *Options) { a.Layers[1].Size = 0 }, `layer "worker": size 0`},
+		{"negative size", func(a *manifest.Artifact, _ *Options) { a.Layers[0].Size = -1 }, `layer "deps": size -1`},
+		{"file URLs only", func(a *manifest.Artifact, _ *Options) { a.Layers[1].URLs = a.Layers[1].URLs[:1] }, `layer "worker": no usable URL`},
+		{"no URLs", func(a *manifest.Artifact, _ *Options) { a.Layers[0].URLs = nil }, `layer "deps": no usable URL`},
+		{"plain http", func(a *manifest.Artifact, _ *Options) { a.Layers[0].URLs = []string{"http://127.0.0.1:1/x.tar.gz"} }, `layer "deps": no usable URL`},
+		{"quote in URL", func(a *manifest.Artifact, _ *Options) { a.Layers[0].URLs = []string{"https://x/a\"b"} }, `layer "deps": no usable URL`},
+		{"tarball --url", func(_ *manifest.Artifact, o *Options) { o.URLs = []string{"https://x/a.tar.gz"} }, "does not apply to its layers"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, o := layered(), Options{Layers: true}
+			tt.change(a, &o)
+			_, err := Script("1.2.0", a, o)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "target py3.11-cpu-linux-x86_64") {
+				t.Fatalf("err = %v, want one naming the target and saying %q", err, tt.want)
+			}
+			if !errors.Is(err, ErrBadValue) && !errors.Is(err, ErrNoURL) {
+				t.Errorf("err = %v is neither ErrBadValue nor ErrNoURL", err)
+			}
+		})
+	}
+	// Loopback http is fine when insecure (tests, local mirrors).
+	a := layered()
+	a.Layers[0].URLs = []string{"http://127.0.0.1:1/x.tar.gz"}
+	if _, err := Script("1.2.0", a, Options{Layers: true, AllowInsecure: true}); err != nil {
+		t.Errorf("a loopback http layer URL with AllowInsecure: %v", err)
+	}
+}
+
 func TestScriptAllowsLoopbackHTTPWhenInsecure(t *testing.T) {
 	s, err := Script("1.2.0", artifact(), Options{URLs: []string{"http://127.0.0.1:8080/x.tar.gz"}, AllowInsecure: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(s, "P=https,http\n") {
+	if !strings.Contains(s, "P=https,http ") {
 		t.Errorf("an insecure script must let curl, wget and python3 use http:\n%s", s)
 	}
 }

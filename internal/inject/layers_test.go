@@ -1,0 +1,279 @@
+package inject
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/runpod-workers/fwrelease/internal/archive"
+	"github.com/runpod-workers/fwrelease/internal/layer"
+	"github.com/runpod-workers/fwrelease/internal/manifest"
+)
+
+// layerServer serves layer blobs by path on loopback http and counts the
+// requests for each; a path in bad is answered with other bytes, and gone
+// answers everything 404.
+type layerServer struct {
+	*httptest.Server
+	mu    sync.Mutex
+	blobs map[string][]byte
+	bad   map[string][]byte
+	hits  map[string]int
+	gone  bool
+}
+
+func newLayerServer(t *testing.T) *layerServer {
+	s := &layerServer{blobs: map[string][]byte{}, bad: map[string][]byte{}, hits: map[string]int{}}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.hits[r.URL.Path]++
+		data, ok := s.blobs[r.URL.Path]
+		if b, swapped := s.bad[r.URL.Path]; swapped {
+			data = b
+		}
+		gone := s.gone
+		s.mu.Unlock()
+		if !ok || gone {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write(data)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *layerServer) requests() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range s.hits {
+		out[k] = v
+	}
+	clear(s.hits)
+	return out
+}
+
+// layeredRelease packs a small worker tree, whose worker file says which
+// version it is, into the default layers, publishes them on srv and returns
+// the artifact listing them.
+func layeredRelease(t *testing.T, srv *layerServer, worker string, extra ...string) *manifest.Artifact {
+	t.Helper()
+	tree := t.TempDir()
+	for name, body := range map[string]string{
+		extra[0]:                      "",
+		"bootstrap.sh":                "#!/bin/sh\nd=$(dirname \"$0\")\necho \"worker $(cat \"$d/src/worker.txt\") deps $(cat \"$d/site-packages/dep/data.txt\")\"\n",
+		".version":                    "1.2.0\n",
+		"src/worker.txt":              worker,
+		"site-packages/dep/data.txt":  "dep-1\n",
+		"site-packages/dep/filler.py": strings.Repeat("# the dependency's bulk\n", 4000),
+	} {
+		os.MkdirAll(filepath.Join(tree, filepath.Dir(name)), 0o755)
+		if err := os.WriteFile(filepath.Join(tree, name), []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	entries, err := archive.Collect(tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, err := layer.Write(context.Background(), entries, layer.Defaults("overlay"), layer.Options{Dir: t.TempDir(), Epoch: time.Unix(1767225600, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := artifact()
+	sum := sha256.Sum256([]byte(worker)) // stands for the tarball's, the tree's identity
+	a.SHA256 = hex.EncodeToString(sum[:])
+	for _, l := range layers {
+		data, err := os.ReadFile(l.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := "/layers/" + strings.TrimPrefix(l.Digest, "sha256:") + ".tar.gz"
+		srv.mu.Lock()
+		srv.blobs[p] = data
+		srv.mu.Unlock()
+		a.Layers = append(a.Layers, manifest.Layer{Name: l.Name, Digest: l.Digest, Size: l.Size, URLs: []string{srv.URL + p}})
+	}
+	return a
+}
+
+func layerPath(l manifest.Layer) string {
+	return "/layers/" + strings.TrimPrefix(l.Digest, "sha256:") + ".tar.gz"
+}
+
+// pathOf makes a PATH holding only the named tools, as a minimal base image
+// would.
+func pathOf(t *testing.T, tools []string) string {
+	t.Helper()
+	dir := t.TempDir()
+	// python3 itself, not a version manager's shim that needs bash
+	py, err := exec.Command("python3", "-c", "import sys; print(sys.executable)").Output()
+	if err != nil {
+		t.Fatalf("python3 is needed by this test (apt-get install python3): %v", err)
+	}
+	os.Symlink(strings.TrimSpace(string(py)), filepath.Join(dir, "python3"))
+	for _, tool := range tools {
+		p, err := exec.LookPath(tool)
+		if err != nil {
+			t.Fatalf("%s is needed by this test (apt-get install curl wget dash python3): %v", tool, err)
+		}
+		os.Symlink(p, filepath.Join(dir, tool))
+	}
+	return dir
+}
+
+var (
+	startTools = []string{"sh", "tar", "gzip", "mktemp", "cat", "rm", "mv", "mkdir", "sleep", "touch", "ls", "tail", "find",
+		"sed", "tr", "dirname", "mkfifo", "head", "tee", "xargs", "timeout", "getconf"}
+	downloaders = map[string][]string{"curl": {"curl", "sha256sum"}, "wget": {"wget", "sha256sum"}, "python": nil}
+)
+
+// The layered start script for real, in bash and dash, with curl, wget or
+// only python3: a cold boot fetches every layer, a second container takes
+// them off the volume with the server gone, an upgrade that changed only
+// the worker downloads only the worker layer, a tampered layer on the
+// volume is replaced, and a layer whose download mismatches leaves nothing
+// and runs nothing.
+func TestLayeredStartScript(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the start script with curl, wget and python3")
+	}
+	t.Parallel()
+	for _, shell := range []string{"bash", "dash"} {
+		for _, image := range []string{"curl", "wget", "python"} {
+			t.Run(shell+"/"+image, func(t *testing.T) {
+				t.Parallel()
+				srv := newLayerServer(t)
+				v1 := layeredRelease(t, srv, "v1\n", "src/a.txt")
+				v2 := layeredRelease(t, srv, "v2\n", "src/a.txt")
+				evil := layeredRelease(t, srv, "evil\n", "src/evil.txt")
+				if v1.Layers[0].Digest != v2.Layers[0].Digest || v1.Layers[1].Digest == v2.Layers[1].Digest {
+					t.Fatalf("the deps layer should be unchanged and the worker's changed: %+v then %+v", v1.Layers, v2.Layers)
+				}
+				path := pathOf(t, append(append([]string{shell}, startTools...), downloaders[image]...))
+				vol := filepath.Join(t.TempDir(), "runpod-volume")
+				os.Mkdir(vol, 0o755)
+				cache := filepath.Join(vol, ".flash-worker")
+				blobs := filepath.Join(cache, "sha256")
+				start := func(a *manifest.Artifact, fwDir string) (string, error) {
+					t.Helper()
+					script, err := Script("1.2.0", a, Options{Layers: true, AllowInsecure: true, FWDir: fwDir, CacheDir: cache})
+					if err != nil {
+						t.Fatal(err)
+					}
+					cmd := exec.Command(filepath.Join(path, shell), "-c", script)
+					cmd.Env = []string{"PATH=" + path, "HOME=" + t.TempDir()}
+					out, err := cmd.CombinedOutput()
+					return string(out), err
+				}
+				boot := func(what string, a *manifest.Artifact, worker, telemetry string) string {
+					t.Helper()
+					fwDir := filepath.Join(t.TempDir(), "opt", "flash-worker")
+					out, err := start(a, fwDir)
+					if err != nil || !strings.HasSuffix(out, "worker "+worker+" deps dep-1\n") {
+						t.Fatalf("%s: %v\n%s", what, err, out)
+					}
+					if !regexp.MustCompile(`(?m)^flash-worker: 1\.2\.0 cache=` + telemetry + `$`).MatchString(out) {
+						t.Errorf("%s: no telemetry line \"cache=%s\":\n%s", what, telemetry, out)
+					}
+					if m, _ := os.ReadFile(filepath.Join(fwDir, ".fw-sha256")); strings.TrimSpace(string(m)) != a.SHA256 {
+						t.Errorf("%s: the restart marker is %q, want the artifact's sha256", what, m)
+					}
+					return fwDir
+				}
+				times := "download_ms=[0-9]+ verify_ms=[0-9]+ extract_ms=[0-9]+ clock=/proc/uptime"
+				deps, w1, w2 := v1.Layers[0], v1.Layers[1], v2.Layers[1]
+				expectRequests := func(what string, want map[string]int) {
+					t.Helper()
+					if got := srv.requests(); fmt.Sprint(got) != fmt.Sprint(want) {
+						t.Errorf("%s: requests %v, want %v", what, got, want)
+					}
+				}
+
+				// Cold: both layers downloaded, in order, and cached by digest.
+				fwDir := boot("cold", v1, "v1", fmt.Sprintf("download bytes=%d %s layers=2 cached=0", deps.Size+w1.Size, times))
+				expectRequests("cold", map[string]int{layerPath(deps): 1, layerPath(w1): 1})
+				for _, l := range v1.Layers {
+					if sum, _ := archive.FileSHA256(filepath.Join(blobs, strings.TrimPrefix(l.Digest, "sha256:")+".tar.gz")); "sha256:"+sum != l.Digest {
+						t.Errorf("layer %s is not on the volume by its digest (sha256 %q)", l.Name, sum)
+					}
+				}
+				// A restart reuses the tree; another container takes the
+				// layers off the volume, with the server gone.
+				srv.mu.Lock()
+				srv.gone = true
+				srv.mu.Unlock()
+				if out, err := start(v1, fwDir); err != nil || !strings.Contains(out, "cache=restart bytes=0") {
+					t.Errorf("restart: %v\n%s", err, out)
+				}
+				boot("volume", v1, "v1", "volume bytes=0 "+times+" layers=2 cached=2")
+				expectRequests("volume", map[string]int{})
+				srv.mu.Lock()
+				srv.gone = false
+				srv.mu.Unlock()
+
+				// The upgrade downloads only the changed worker layer.
+				boot("upgrade", v2, "v2", fmt.Sprintf("download bytes=%d %s layers=2 cached=1", w2.Size, times))
+				expectRequests("upgrade", map[string]int{layerPath(w2): 1})
+
+				// A tampered deps layer on the volume (another layer's valid
+				// gzip) is replaced; the worker layer is taken off the volume.
+				depsBlob := filepath.Join(blobs, strings.TrimPrefix(deps.Digest, "sha256:")+".tar.gz")
+				other, _ := os.ReadFile(filepath.Join(blobs, strings.TrimPrefix(w1.Digest, "sha256:")+".tar.gz"))
+				os.WriteFile(depsBlob, other, 0o644)
+				boot("tampered", v2, "v2", fmt.Sprintf("download bytes=%d %s layers=2 cached=1", deps.Size, times))
+				expectRequests("tampered", map[string]int{layerPath(deps): 1})
+				if sum, _ := archive.FileSHA256(depsBlob); "sha256:"+sum != deps.Digest {
+					t.Errorf("the tampered deps layer was not replaced: sha256 %s", sum)
+				}
+
+				// A mirror sending another worker layer (with a file of its
+				// own) for the worker layer, then a good one: the tree is the
+				// good layers' and nothing of the bad stream's.
+				os.RemoveAll(cache)
+				mirrored := *v2
+				mirrored.Layers = slices.Clone(v2.Layers)
+				mirrored.Layers[1].URLs = []string{srv.URL + layerPath(evil.Layers[1]), srv.URL + layerPath(w2)}
+				fwDir = boot("bad mirror", &mirrored, "v2", fmt.Sprintf("download bytes=%d %s layers=2 cached=1", deps.Size+w2.Size, times))
+				expectRequests("bad mirror", map[string]int{layerPath(deps): 1, layerPath(evil.Layers[1]): 1, layerPath(w2): 1})
+				if _, err := os.Stat(filepath.Join(fwDir, "src", "evil.txt")); err == nil {
+					t.Errorf("a file of the mismatching stream is in the tree")
+				}
+
+				// A worker layer whose download is another layer's bytes, on an
+				// empty volume: nothing runs, nothing is left.
+				os.RemoveAll(cache)
+				srv.mu.Lock()
+				srv.bad[layerPath(w2)] = other
+				srv.mu.Unlock()
+				fwDir = filepath.Join(t.TempDir(), "opt", "flash-worker")
+				out, err := start(v2, fwDir)
+				if err == nil || strings.Contains(out, "worker v") || !strings.Contains(out, "could not download flash-worker 1.2.0") {
+					t.Errorf("a mismatching layer: exit %v, and it ran or said nothing clear:\n%s", err, out)
+				}
+				if got, _ := os.ReadDir(filepath.Dir(fwDir)); len(got) != 0 {
+					t.Errorf("a mismatching layer left %v beside --fw-dir", got)
+				}
+				entries, _ := os.ReadDir(blobs)
+				for _, e := range entries {
+					if e.Name() != strings.TrimPrefix(deps.Digest, "sha256:")+".tar.gz" {
+						t.Errorf("a mismatching layer left %s in the volume cache", e.Name())
+					}
+				}
+			})
+		}
+	}
+}
