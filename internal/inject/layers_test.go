@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -179,6 +180,7 @@ func TestLayeredStartScript(t *testing.T) {
 					out, err := cmd.CombinedOutput()
 					return string(out), err
 				}
+				var last string // what the last boot printed
 				boot := func(what string, a *manifest.Artifact, worker, telemetry string) string {
 					t.Helper()
 					fwDir := filepath.Join(t.TempDir(), "opt", "flash-worker")
@@ -186,6 +188,7 @@ func TestLayeredStartScript(t *testing.T) {
 					if err != nil || !strings.HasSuffix(out, "worker "+worker+" deps dep-1\n") {
 						t.Fatalf("%s: %v\n%s", what, err, out)
 					}
+					last = out
 					if !regexp.MustCompile(`(?m)^flash-worker: 1\.2\.0 cache=` + telemetry + `$`).MatchString(out) {
 						t.Errorf("%s: no telemetry line \"cache=%s\":\n%s", what, telemetry, out)
 					}
@@ -239,6 +242,28 @@ func TestLayeredStartScript(t *testing.T) {
 				if sum, _ := archive.FileSHA256(depsBlob); "sha256:"+sum != deps.Digest {
 					t.Errorf("the tampered deps layer was not replaced: sha256 %s", sum)
 				}
+
+				// A co-tenant on the volume: the deps layer's name is a FIFO
+				// nobody writes (replaced, never read), then sha256 is a
+				// symlink to a local directory (not used, nothing in it touched).
+				os.Remove(depsBlob)
+				syscall.Mkfifo(depsBlob, 0o644)
+				boot("FIFO", v2, "v2", fmt.Sprintf("download bytes=%d %s layers=2 cached=1", deps.Size, times))
+				expectRequests("FIFO", map[string]int{layerPath(deps): 1})
+				if sum, _ := archive.FileSHA256(depsBlob); "sha256:"+sum != deps.Digest {
+					t.Errorf("the FIFO in the deps layer's place was not replaced by the layer")
+				}
+				victim := t.TempDir()
+				os.WriteFile(filepath.Join(victim, strings.Repeat("0", 64)+".tar.gz"), []byte("the victim's\n"), 0o644)
+				os.Rename(blobs, blobs+".away")
+				os.Symlink(victim, blobs)
+				boot("symlinked sha256", v2, "v2", fmt.Sprintf("download bytes=%d %s layers=2 cached=0", deps.Size+w2.Size, times))
+				if got, _ := os.ReadDir(victim); !strings.Contains(last, "not using the cache") || len(got) != 1 {
+					t.Errorf("a symlinked sha256: %v in the local directory, and:\n%s", got, last)
+				}
+				os.Remove(blobs)
+				os.Rename(blobs+".away", blobs)
+				srv.requests()
 
 				// A mirror sending another worker layer (with a file of its
 				// own) for the worker layer, then a good one: the tree is the
