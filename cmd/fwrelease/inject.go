@@ -21,6 +21,7 @@ type injectOptions struct {
 	fwDir      string
 	cacheDir   string
 	dockerArgs bool
+	layers     bool
 }
 
 func newInject(g *globalOptions) *cobra.Command {
@@ -55,7 +56,7 @@ func newInject(g *globalOptions) *cobra.Command {
 				return usageError{fmt.Errorf("--target %s is not in %s; it has: %s", o.target, o.manifest, strings.Join(ids, ", "))}
 			}
 			script, err := inject.Script(m.Version, a, inject.Options{
-				URLs: o.urls, FWDir: o.fwDir, CacheDir: o.cacheDir, AllowInsecure: g.allowInsecure,
+				URLs: o.urls, FWDir: o.fwDir, CacheDir: o.cacheDir, AllowInsecure: g.allowInsecure, Layers: o.layers,
 			})
 			if err != nil {
 				return err
@@ -78,6 +79,7 @@ func newInject(g *globalOptions) *cobra.Command {
 	f.StringVar(&o.fwDir, "fw-dir", inject.DefaultFWDir, "where the worker is unpacked")
 	f.StringVar(&o.cacheDir, "cache-dir", inject.DefaultCacheDir, "the network volume's cache")
 	f.BoolVar(&o.dockerArgs, "docker-args", false, "print the endpoint template's dockerArgs (bash -c and the quoted script)")
+	f.BoolVar(&o.layers, "layers", false, "fetch the target's layers (each cached on the volume by digest) instead of its tarball")
 	o.verifyOptions.addTrustFlags(cmd)
 	return cmd
 }

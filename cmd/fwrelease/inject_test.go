@@ -394,4 +394,15 @@ func TestInjectRefuses(t *testing.T) {
 	if r.code != 2 || !strings.Contains(r.stderr, id) {
 		t.Errorf("unknown target: exit %d, %s", r.code, r.stderr)
 	}
+	// --layers: the layer files' https URLs; a snapshot's layers are
+	// file:// only, nothing a container can fetch, and the error names the
+	// target.
+	a, _ := rel.m.Find(id)
+	if r := inject(rel.manifest, "--key", rel.pub, "--layers"); r.code != 0 || r.stdout == script || !strings.Contains(r.stdout, a.Layers[0].URLs[0]) {
+		t.Errorf("inject --layers: exit %d, %s", r.code, r.stderr)
+	}
+	snap := sharedSnapshot(t)
+	if r := run(t, dir, nil, "inject", "--manifest", filepath.Join(snap.dist, "manifest.json"), "--key", filepath.Join(snap.dist, "snapshot.pub"), "--target", id, "--layers"); r.code == 0 || !strings.Contains(r.stderr, "target "+id) || !strings.Contains(r.stderr, "no usable URL") {
+		t.Errorf("inject --layers of a snapshot: exit %d, %s", r.code, r.stderr)
+	}
 }

@@ -67,6 +67,11 @@ with open(sys.argv[1], "w") as f:
     f.write(args)
 with open(sys.argv[2], "w") as f:
     f.write(rel.start_script(py))
+layered = rel.docker_args(py, layers=True)
+assert shlex.split(layered) == ["bash", "-c", rel.start_script(py, "cpu", "x86_64", layers=True)], layered
+assert layered != args, "layers=True gave the tarball's script"
+with open(sys.argv[3], "w") as f:
+    f.write(layered)
 `
 
 // The SDK's environment overrides, as the SDK's CI would check them with
@@ -114,6 +119,7 @@ for u in rel.ARTIFACTS[rel.target_id(py)]["urls"]:
     assert u + " " not in script and u + '"' not in script, "the pinned URL %s is still tried" % u
 args = rel.docker_args(py)
 assert shlex.split(args) == ["bash", "-c", script], args
+assert rel.start_script(py, layers=True) == script, "layers=True did not give way to the override tarball"
 with open(out, "w") as f:
     f.write(args)
 `
@@ -150,9 +156,9 @@ func TestPinSDKModule(t *testing.T) {
 	for _, v := range []string{"3.10", "3.11", "3.12", "3.13"} {
 		t.Run(v, func(t *testing.T) {
 			py := python(t, v)
-			argsFile, scriptFile := filepath.Join(t.TempDir(), "docker-args"), filepath.Join(t.TempDir(), "script")
+			argsFile, scriptFile, layeredFile := filepath.Join(t.TempDir(), "docker-args"), filepath.Join(t.TempDir(), "script"), filepath.Join(t.TempDir(), "layered-args")
 			if out, err := exec.Command(py, "-I", "-c", "import sys; sys.path.insert(0, sys.argv.pop()); exec(sys.argv.pop())",
-				argsFile, scriptFile, sdkCheck, filepath.Join(sdk, "src")).CombinedOutput(); err != nil {
+				argsFile, scriptFile, layeredFile, sdkCheck, filepath.Join(sdk, "src")).CombinedOutput(); err != nil {
 				t.Fatalf("the SDK with Python %s: %v\n%s", v, err, out)
 			}
 			// The module's script is inject's, byte for byte.
@@ -166,6 +172,11 @@ func TestPinSDKModule(t *testing.T) {
 			r = run(t, dir, rel.env(), "inject", "--manifest", rel.manifest, "--key", rel.pub, "--target", id, "--docker-args")
 			if r.stdout != string(dockerArgs)+"\n" {
 				t.Errorf("docker_args(%q) differs from fwrelease inject --docker-args", v)
+			}
+			layeredArgs, _ := os.ReadFile(layeredFile)
+			r = run(t, dir, rel.env(), "inject", "--manifest", rel.manifest, "--key", rel.pub, "--target", id, "--docker-args", "--layers")
+			if r.code != 0 || r.stdout != string(layeredArgs)+"\n" {
+				t.Errorf("docker_args(%q, layers=True) differs from fwrelease inject --docker-args --layers (exit %d, %s)", v, r.code, r.stderr)
 			}
 
 			// sh (dash) runs the dockerArgs as a container would, with
@@ -187,6 +198,9 @@ func TestPinSDKModule(t *testing.T) {
 			}
 			if out, err := boot(string(dockerArgs)); err != nil || !strings.HasSuffix(out, booted(v)) {
 				t.Errorf("sh -c \"$DOCKER_ARGS\": %v\n%s", err, out)
+			}
+			if out, err := boot(string(layeredArgs)); err != nil || !strings.HasSuffix(out, booted(v)) {
+				t.Errorf("sh -c \"$DOCKER_ARGS\" of docker_args(layers=True): %v\n%s", err, out)
 			}
 
 			// A staging tarball by URL and sha256 (here the release's own,

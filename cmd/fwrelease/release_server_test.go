@@ -175,6 +175,12 @@ func makeHTTPSRelease(t *testing.T, base string) (*httpsRel, string) {
 			a["channels"] = map[string]string{"s3": h.server.URL + "/" + file}
 		}
 		a["signature"].(map[string]any)["urls"] = []string{h.server.URL + "/" + file + sign.BundleSuffix}
+		// The layer files, from the snapshot's local channel.
+		for _, l := range a["layers"].([]any) {
+			l := l.(map[string]any)
+			u := l["urls"].([]any)[0].(string)
+			l["urls"] = []string{h.server.URL + "/local/v1.2.0/" + u[strings.LastIndex(u, "/")+1:]}
+		}
 		// Signed with the snapshot's key, which is not the one this
 		// release is signed with below: the https release is the
 		// tarballs' channel.

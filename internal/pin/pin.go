@@ -137,8 +137,26 @@ type moduleArtifact struct {
 	ID, Python, Accel, Arch, File, SHA256, Script, OverrideScript string
 	Size                                                          int64
 	URLs                                                          []string
+	LayeredScript                                                 *string           // nil: no layers a container can download
 	Mount                                                         string            // "" when none
 	Overlay                                                       map[string]string // base → reference
+}
+
+// layeredScript is a's start script fetching its layers, as `fwrelease
+// inject --layers` prints it; nil when the manifest lists no layers, or
+// none that a container can download (a snapshot's file:// URLs).
+func layeredScript(version string, a *manifest.Artifact, allowInsecure bool) (*string, error) {
+	if len(a.Layers) == 0 {
+		return nil, nil
+	}
+	script, err := inject.Script(version, a, inject.Options{AllowInsecure: allowInsecure, Layers: true})
+	if errors.Is(err, inject.ErrNoURL) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &script, nil
 }
 
 // images are the artifact's image references that a host can pull: a
@@ -206,11 +224,15 @@ func module(r Release) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("not pinning target %s: %w", a.Target.ID, err)
 		}
+		layered, err := layeredScript(r.Manifest.Version, a, r.AllowInsecure)
+		if err != nil {
+			return nil, fmt.Errorf("not pinning target %s: %w", a.Target.ID, err)
+		}
 		mount, overlay := images(a)
 		arts = append(arts, moduleArtifact{
 			ID: a.Target.ID, Python: a.Target.Python, Accel: a.Target.Accel, Arch: a.Target.Arch,
 			File: a.File, SHA256: a.SHA256, Size: a.Size, URLs: urls, Script: script, OverrideScript: override,
-			Mount: mount, Overlay: overlay,
+			LayeredScript: layered, Mount: mount, Overlay: overlay,
 		})
 	}
 	sort.Slice(arts, func(i, j int) bool { return arts[i].ID < arts[j].ID })
@@ -283,6 +305,14 @@ _START_SCRIPTS = {
 {{- end}}
 }
 
+# The scripts that fetch each target's layers instead of its tarball
+# (None: no layers a container can download).
+_LAYERED_SCRIPTS = {
+{{- range .Artifacts}}
+    {{py .ID}}: {{if .LayeredScript}}{{py .LayeredScript}}{{else}}None{{end}},
+{{- end}}
+}
+
 # The same scripts for a tarball given by the environment: the slots below
 # are replaced by its URL and sha256.
 _OVERRIDE_SCRIPTS = {
@@ -343,19 +373,31 @@ def tarball_override():
     return url, sha256
 
 
-def start_script(python: str, accel: str = "cpu", arch: str = "x86_64") -> str:
-    """The script a container runs at start: download, verify, cache, exec."""
+def start_script(python: str, accel: str = "cpu", arch: str = "x86_64", layers: bool = False) -> str:
+    """The script a container runs at start: download, verify, cache, exec.
+
+    With layers=True it fetches the target's layers instead of its tarball,
+    each checked by digest and cached on the network volume, so an upgrade
+    whose dependencies did not change downloads only the worker layer; a
+    LookupError when the release has no layers a container can download.
+    FLASH_WORKER_TARBALL_URL, when set, wins: the override tarball is fetched
+    whole, layers or not."""
     tid = target_id(python, accel, arch)
     override = tarball_override()
     if override is None:
-        return _START_SCRIPTS[tid]
+        if not layers:
+            return _START_SCRIPTS[tid]
+        if _LAYERED_SCRIPTS[tid] is None:
+            raise LookupError("flash-worker %s publishes no layers of %s that a container can download" % (VERSION, tid))
+        return _LAYERED_SCRIPTS[tid]
     url, sha256 = override
     return _OVERRIDE_SCRIPTS[tid].replace(_URL_SLOT, url).replace(_SHA256_SLOT, sha256)
 
 
-def docker_args(python: str, accel: str = "cpu", arch: str = "x86_64") -> str:
-    """The endpoint template's dockerArgs: bash -c and the quoted start script."""
-    return "bash -c '" + start_script(python, accel, arch).replace("'", "'\"'\"'") + "'"
+def docker_args(python: str, accel: str = "cpu", arch: str = "x86_64", layers: bool = False) -> str:
+    """The endpoint template's dockerArgs: bash -c and the quoted start
+    script (with layers=True, the layered one; see start_script)."""
+    return "bash -c '" + start_script(python, accel, arch, layers).replace("'", "'\"'\"'") + "'"
 
 
 def image(python: str, accel: str = "cpu", arch: str = "x86_64", base=None) -> str:

@@ -207,3 +207,61 @@ assert "py3.10-cpu-linux-x86_64" in lookup_error(rel.mount, "3.9")
 		t.Errorf("the module's image() and mount(): %v\n%s", err, out)
 	}
 }
+
+// start_script(layers=True) is the script inject renders with Layers, run
+// by a real Python; a target whose layers a container cannot download
+// (file:// only), or that has none, is a LookupError naming it; an
+// override tarball wins over layers.
+func TestModuleLayers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs python3; skipped with -short")
+	}
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Fatalf("python3 is needed: apt-get install -y python3 (%v)", err)
+	}
+	r := release(t)
+	layer := func(name, c string, urls ...string) manifest.Layer {
+		return manifest.Layer{Name: name, Digest: "sha256:" + strings.Repeat(c, 64), Size: 100, URLs: urls}
+	}
+	a := &r.Manifest.Artifacts[0] // py3.11: layers over https
+	a.Layers = []manifest.Layer{
+		layer("deps", "d", "https://example.com/v1.2.0/x.deps.layer.tar.gz"),
+		layer("worker", "e", "file:///dist/x.worker.layer.tar.gz", "https://example.com/v1.2.0/x.worker.layer.tar.gz"),
+	}
+	want, err := inject.Script("1.2.0", a, inject.Options{Layers: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, _ := inject.Script("1.2.0", a, inject.Options{})
+	b := &r.Manifest.Artifacts[1] // py3.10: file:// layers only
+	b.Layers = []manifest.Layer{layer("deps", "d", "file:///dist/y.deps.layer.tar.gz"), layer("worker", "f", "file:///dist/y.worker.layer.tar.gz")}
+	f, err := Plan(sdk(t, constantsPy), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod := filepath.Join(t.TempDir(), "flash_worker_release.py")
+	os.WriteFile(mod, f.Module, 0o644)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "want"), []byte(want), 0o644)
+	os.WriteFile(filepath.Join(dir, "plain"), []byte(plain), 0o644)
+	check := `import os, shlex, sys
+sys.path.insert(0, sys.argv[1])
+import flash_worker_release as rel
+want, plain = (open(os.path.join(sys.argv[2], n)).read() for n in ("want", "plain"))
+assert rel.start_script("3.11", layers=True) == want, "start_script(layers=True) is not inject's layered script"
+assert rel.start_script("3.11") == plain
+assert shlex.split(rel.docker_args("3.11", layers=True)) == ["bash", "-c", want]
+try:
+    rel.start_script("3.10", layers=True)
+    raise SystemExit("no LookupError for file:// layers")
+except LookupError as e:
+    assert "no layers of py3.10-cpu-linux-x86_64 that a container can download" in str(e), e
+os.environ.update(FLASH_WORKER_TARBALL_URL="https://staging.example/fw.tar.gz", FLASH_WORKER_TARBALL_SHA256="ab" * 32)
+s = rel.start_script("3.11", layers=True)
+assert "https://staging.example/fw.tar.gz" in s and s != want, "the override tarball did not win over layers"
+`
+	if out, err := exec.Command(py, "-I", "-c", check, filepath.Dir(mod), dir).CombinedOutput(); err != nil {
+		t.Errorf("the module's layered scripts: %v\n%s", err, out)
+	}
+}
