@@ -112,6 +112,12 @@ mutation image-tree-unchecked "verify reads the image's tree" \
 mutation image-signature-unchecked "verify checks image signatures" \
 	./cmd/fwrelease '^TestSnapshotOCILayout$' \
 	internal/verify/image.go '\tif o\.Verifier != nil \{' '	if false && o.Verifier != nil {'
+mutation layer-file-digest-unchecked "verify checks layer files" \
+	./internal/verify '^TestLayerFiles$' \
+	internal/verify/layer.go 'case "sha256:"\+c\.SHA256 != l\.Digest:' 'case false:'
+mutation layer-file-published-unchecked "only the built layers are published" \
+	./internal/release '^TestTamperedLayerFileIsRefused$' \
+	internal/release/layers.go 'a\.Layers, true\)' 'a.Layers, false)'
 
 # --- a stale uv.lock is refused
 mutation stale-lock-accepted "the lock matches pyproject.toml" \
