@@ -26,6 +26,7 @@ import (
 type byteCounter struct {
 	host  string // the proxy's host:port, for references
 	bytes atomic.Int64
+	srv   *httptest.Server
 }
 
 func countBytes(t *testing.T, registry string) *byteCounter {
@@ -37,9 +38,9 @@ func countBytes(t *testing.T, registry string) *byteCounter {
 		r.Body = &countingBody{ReadCloser: r.Body, n: &c.bytes}
 		return nil
 	}
-	srv := httptest.NewServer(rp)
-	t.Cleanup(srv.Close)
-	c.host = strings.TrimPrefix(srv.URL, "http://")
+	c.srv = httptest.NewServer(rp)
+	t.Cleanup(c.srv.Close)
+	c.host = strings.TrimPrefix(c.srv.URL, "http://")
 	return c
 }
 
