@@ -54,3 +54,27 @@ func TestShardRoundTrip(t *testing.T) {
 		t.Errorf("read back, the entry is\n%+v\nwant\n%+v", back.Entry(), e)
 	}
 }
+
+// A tarball's layers are files named beside it, whatever its compression,
+// with the layer's digest; where each went becomes its layer's urls, and a
+// tarball without layer files keeps the urls its layers have.
+func TestLayerFiles(t *testing.T) {
+	a := Artifact{Kind: Tarball, Release: manifest.Release{Version: "1.2.0"}, File: "flash-worker-v1.2.0-py3.12-linux-x86_64.tar.zst",
+		Layers: []manifest.Layer{{Name: "deps", Digest: "sha256:" + "ab", Size: 7, URLs: []string{"https://old.example/deps"}}}}
+	if got := a.Entry().Layers[0].URLs; len(got) != 1 || got[0] != "https://old.example/deps" {
+		t.Errorf("without layer files, urls %v", got)
+	}
+	lf := a.LayerFile(a.Layers[0], "dist/layers/deps.tar.gz")
+	if lf.Kind != Layer || lf.Key() != "v1.2.0/flash-worker-v1.2.0-py3.12-linux-x86_64.deps.layer.tar.gz" || lf.SHA256 != "ab" || lf.Size != 7 || lf.Path != "dist/layers/deps.tar.gz" {
+		t.Errorf("layer file %+v", lf)
+	}
+	lf.Published(Location{Channel: "s3", URL: "https://s3.example/" + lf.Key()})
+	lf.Published(Location{}) // the registry does not carry it
+	a.LayerFiles = []Artifact{lf}
+	if got := a.Entry().Layers[0]; len(got.URLs) != 1 || got.URLs[0] != "https://s3.example/"+lf.Key() || got.Digest != "sha256:ab" {
+		t.Errorf("layer entry %+v", got)
+	}
+	if a.Layers[0].URLs[0] != "https://old.example/deps" {
+		t.Error("Entry changed the artifact's own layers")
+	}
+}
