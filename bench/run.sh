@@ -47,8 +47,9 @@ coldstart() {
     echo "== cold start in containers, storage on $storage ($dir)"
     (cd bench/coldstart && TMPDIR=$dir FWRELEASE_BENCH_COLDSTART="$work/coldstart-$storage.md" FWRELEASE_BENCH_STORAGE="$storage ($(df --output=fstype "$dir" | tail -1))" \
       FWRELEASE_BIN="$fw" FWRELEASE_BENCH_TREE="$work/tree/site-packages" FWRELEASE_BENCH_RUNS="${BENCH_COLD_RUNS:-5}" \
-      "$work/coldstart.test" -test.run '^TestColdStart$' -test.timeout 30m >"$work/coldstart-$storage.log" 2>&1) ||
+      "$work/coldstart.test" -test.run '^TestColdStart$' -test.timeout 30m -test.v >"$work/coldstart-$storage.log" 2>&1) ||
       { cat "$work/coldstart-$storage.log" >&2; rm -rf "$dir"; return 1; }
+    grep -h ' took ' "$work/coldstart-$storage.log" || true
     rm -rf "$dir"
     { echo "### Storage on $storage"; echo; cat "$work/coldstart-$storage.md"; echo; } >> "$work/coldstart.md"
   done
@@ -61,7 +62,9 @@ generator writes it) and \`fwrelease inject\`'s script, on the realistic tree's 
 network volume a host directory mounted at \`/runpod-volume\`. "volume" is a new container on the
 volume an earlier container filled (the SDK's cache never hits: its copy skips \`.version\`);
 "restart" is the same container started again; "upgrade" is a new container of the next version on
-a volume holding this one. Each case's "× floor" is against the unslimmed tarball's floor. Written
+a volume holding this one. The second table of each storage starts the same tree from the release's
+overlay and mount images, pulled by podman (its paragraph says what is timed and what the host
+held). Each case's "× floor" is against the unslimmed tarball's floor. Written
 on $(date -u +%Y-%m-%d) on this machine ($(nproc) cores; the load average was $(cut -d' ' -f1-3 /proc/loadavg)
 at the end: above 2, other work shared the cores and the figures are slower than they should be).
 MD

@@ -3,7 +3,11 @@
 // on a filled volume, restarted and upgraded, on a python:3.11-slim
 // look-alike (python3 only) and on the same base with curl, beside the
 // floor (the base's own start, the transfer at the link rate, extraction
-// alone). bench/run.sh coldstart runs it; it writes a Markdown section.
+// alone); and the same tree as the release's images (the overlay image on
+// the slim look-alike and the mount image), pulled by podman from the
+// loopback registry behind the same link, with the base on the host or
+// absent, and upgraded. bench/run.sh coldstart runs it; it writes a
+// Markdown section.
 //
 // It is a test so that it can use internal/containertest; it skips unless
 // FWRELEASE_BENCH_COLDSTART names the file to write.
@@ -250,6 +254,31 @@ func timed(t *testing.T, c *containertest.Container) time.Duration {
 	return took
 }
 
+// startCase measures one case of a start command on image: "cold" (a new
+// container on an empty volume), "volume" (a new container on the volume
+// one filled), "restart" (the same container again), "upgrade" (a new
+// container of up's command on the volume this version filled). It
+// returns the time and the bytes sent through l.
+func startCase(t *testing.T, rt *containertest.Runtime, l *link, image string, argv []string, up func() []string, k string) (time.Duration, int64) {
+	t.Helper()
+	opts := containertest.Options{Image: image, Cmd: argv, Volumes: []string{t.TempDir() + ":/runpod-volume"}}
+	first := rt.Create(t, opts)
+	if k != "cold" {
+		timed(t, first) // fills the volume (and, for a restart, the tree)
+	}
+	measured := first
+	switch k {
+	case "volume":
+		measured = rt.Create(t, opts)
+	case "upgrade":
+		opts.Cmd = up()
+		measured = rt.Create(t, opts)
+	}
+	before := l.sent.Load()
+	d := timed(t, measured)
+	return d, l.sent.Load() - before
+}
+
 type sample struct {
 	times []time.Duration
 	bytes []int64
@@ -278,6 +307,7 @@ func TestColdStart(t *testing.T) {
 	if runs == 0 {
 		runs = 5
 	}
+	began := time.Now()
 	rt := containertest.New(t)
 	slim := rt.BaseImage(t, "slim-3.11")
 	bases := []struct{ name, image string }{{"slim look-alike (python3 only)", slim}, {"slim look-alike + curl", withCurl(t, rt, slim)}}
@@ -296,8 +326,8 @@ func TestColdStart(t *testing.T) {
 	base := "http://" + ln.Addr().String()
 	u1, u2, uSlim := v1r.served(t, srv.dir, base), v2r.served(t, srv.dir, base), slimR.served(t, srv.dir, base)
 	reg := newRegistryLink(t, rt.Registry())
-	rows := imageRows(slim, strings.Replace(slim, rt.Registry(), reg.host, 1),
-		v1r.push(t, rt.Registry(), reg.host), v2r.push(t, rt.Registry(), reg.host))
+	i1, i2 := v1r.push(t, rt.Registry(), reg.host), v2r.push(t, rt.Registry(), reg.host)
+	rows := imageRows(slim, strings.Replace(slim, rt.Registry(), reg.host, 1), i1, i2)
 
 	commands := []struct {
 		name     string
@@ -312,7 +342,9 @@ func TestColdStart(t *testing.T) {
 	cases := []string{"cold", "volume", "restart", "upgrade"}
 	results := map[string]*sample{}
 	key := func(b, c, k string) string { return b + "|" + c + "|" + k }
+	t.Logf("setup (3 releases, the images pushed) took %s", time.Since(began).Round(time.Second))
 	for i := 0; i < runs; i++ { // interleaved: each run measures every command and image once
+		runStart := time.Now()
 		for _, b := range bases {
 			rt.Pull(t, b.image) // the image rows of the run before emptied the storage
 		}
@@ -326,36 +358,22 @@ func TestColdStart(t *testing.T) {
 					if k == "upgrade" && c.up == nil {
 						continue
 					}
-					vol := t.TempDir()
-					opts := containertest.Options{Image: b.image, Cmd: argv, Volumes: []string{vol + ":/runpod-volume"}}
-					first := rt.Create(t, opts)
-					if k != "cold" {
-						timed(t, first) // fills the volume (and, for a restart, the tree)
-					}
-					measured := first
-					switch k {
-					case "volume":
-						measured = rt.Create(t, opts)
-					case "upgrade":
-						opts.Cmd = c.up()
-						measured = rt.Create(t, opts)
-					}
-					before := srv.sent.Load()
-					d := timed(t, measured)
 					s := results[key(b.name, c.name, k)]
 					if s == nil {
 						s = &sample{}
 						results[key(b.name, c.name, k)] = s
 					}
-					s.add(d, srv.sent.Load()-before)
+					s.add(startCase(t, rt, &srv.link, b.image, argv, c.up, k))
 				}
 			}
 		}
-		measureImages(t, rt, reg, rows, results)
+		measureImages(t, rt, reg, rows, []string{i1.overlay, i1.mount, i2.overlay, i2.mount}, results)
+		t.Logf("run %d took %s", i+1, time.Since(runStart).Round(time.Second))
 	}
 	rt.Pull(t, slim)
 	floors := measureFloors(t, rt, slim, v1r, u1, runs)
 	writeReport(t, out, bases[0].name, bases, commands[0].name, results, key, floors, v1r, slimR, runs, rows)
+	t.Logf("the benchmark took %s", time.Since(began).Round(time.Second))
 }
 
 // floors are the parts a start cannot avoid: the base's own start, the

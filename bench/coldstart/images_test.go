@@ -110,6 +110,9 @@ type imageRow struct {
 	opts       containertest.Options
 }
 
+// baseAlone is the row of the base's pull and start without the worker.
+const baseAlone = "the base alone (no worker, `sh -c echo`), base absent"
+
 // imageRows: slim is the base as the host has it (pulled past the link),
 // slimVia the same through the link; v1 and v2 the two versions' images.
 func imageRows(slim, slimVia string, v1, v2 images) []imageRow {
@@ -118,22 +121,32 @@ func imageRows(slim, slimVia string, v1, v2 images) []imageRow {
 		return containertest.Options{Image: base, Cmd: []string{"/opt/flash-worker/bootstrap.sh"},
 			Mounts: []string{"type=image,source=" + ref + ",destination=/opt/flash-worker"}}
 	}
+	// The rows with the base on the host first: between them only the
+	// worker's images are removed, not the base (pulling it again costs).
 	return []imageRow{
 		{name: "overlay image, base on the host", kind: "cold", host: []string{slim}, pull: []string{v1.overlay}, opts: overlay(v1.overlay)},
-		{name: "overlay image, base absent", kind: "cold", baseAbsent: true, pull: []string{v1.overlay}, opts: overlay(v1.overlay)},
 		{name: "mount image on the base, base on the host", kind: "cold", host: []string{slim}, pull: []string{v1.mount}, opts: mount(slim, v1.mount)},
-		{name: "mount image on the base, base absent", kind: "cold", baseAbsent: true, pull: []string{slimVia, v1.mount}, opts: mount(slimVia, v1.mount)},
 		{name: "overlay image, upgrade", kind: "upgrade", host: []string{slim, v1.overlay}, pull: []string{v2.overlay}, opts: overlay(v2.overlay)},
 		{name: "mount image on the base, upgrade", kind: "upgrade", host: []string{slim, v1.mount}, pull: []string{v2.mount}, opts: mount(slim, v2.mount)},
+		{name: "overlay image, base absent", kind: "cold", baseAbsent: true, pull: []string{v1.overlay}, opts: overlay(v1.overlay)},
+		{name: "mount image on the base, base absent", kind: "cold", baseAbsent: true, pull: []string{slimVia, v1.mount}, opts: mount(slimVia, v1.mount)},
+		{name: baseAlone, kind: "cold", baseAbsent: true, pull: []string{slimVia},
+			opts: containertest.Options{Image: slimVia, Cmd: []string{"sh", "-c", "echo bootstrap ran"}}},
 	}
 }
 
-// measureImages runs each row once, each from a storage emptied and
-// given only the row's host images; it leaves the storage empty.
-func measureImages(t *testing.T, rt *containertest.Runtime, reg *registryLink, rows []imageRow, results map[string]*sample) {
+// measureImages runs each row once: before a row with the base on the
+// host the worker's images (workers) are removed, before a row without it
+// every image; then the row's host images are pulled. It leaves the
+// storage empty.
+func measureImages(t *testing.T, rt *containertest.Runtime, reg *registryLink, rows []imageRow, workers []string, results map[string]*sample) {
 	t.Helper()
 	for _, r := range rows {
-		rt.RemoveAllImages(t)
+		if r.baseAbsent {
+			rt.RemoveImages(t)
+		} else {
+			rt.RemoveImages(t, workers...)
+		}
 		for _, ref := range r.host {
 			rt.Pull(t, ref)
 		}
@@ -143,24 +156,27 @@ func measureImages(t *testing.T, rt *containertest.Runtime, reg *registryLink, r
 		}
 		results[r.name].add(d, b)
 	}
-	rt.RemoveAllImages(t)
+	rt.RemoveImages(t)
 }
 
 // writeImages writes the images' table; sdk gives the SDK's command's
-// median time for "cold" and "upgrade" on the same base.
+// median time for "cold" and "upgrade" on the same base (there, on the
+// host: × SDK is left out where the base is absent).
 func writeImages(b *strings.Builder, rows []imageRow, results map[string]*sample, sdk func(kind string) float64, floor float64, r release) {
+	_, baseBytes := results[baseAlone].median()
 	fmt.Fprintf(b, "\nThe same tree as images (layers `deps` and `worker`; worker layer %.1f KB of the mount image), pulled by podman from the loopback registry through a proxy at the same %.0f MB/s that counts the bytes, on the same slim look-alike. "+
 		"Time from the start of the first `podman pull` to the worker's exit: the pulls of the case, one after the other, then `podman start --attach` of a container created from them (the creation between the two is not timed, as it is not for the start commands). "+
-		"Before each case the storage is emptied (`podman rmi --all`): \"base on the host\" pulls the base before the timed run; \"base absent\" pulls nothing before it (the overlay's pull brings the base's layers; the mount case pulls the base, then the mount image); "+
-		"\"upgrade\" pulls the base and 1.0.0's image before it and times 1.0.1's (only `.version` and `MANIFEST.json` changed: the same deps layer).\n\n",
-		float64(r.workerLayer)/1e3, rate/1e6)
+		"Before each case the storage holds no image of the worker (`podman rmi`): \"base on the host\" has the base pulled before the timed run; \"base absent\" starts from an empty storage (`podman rmi --all`) and pulls nothing before it (the overlay's pull brings the base's layers; the mount case pulls the base, then the mount image); "+
+		"\"upgrade\" pulls the base and 1.0.0's image before it and times 1.0.1's (only `.version` and `MANIFEST.json` changed: the same deps layer). "+
+		"The base look-alike is %.1f MB pulled (its layers are compressed with gzip -1); a start command's cold start on a host without the base adds about the base-alone row, less the base's start.\n\n",
+		float64(r.workerLayer)/1e3, rate/1e6, baseBytes/1e6)
 	fmt.Fprintf(b, "| image | case | time (s) | × SDK | × floor | pulled (MB) |\n| --- | --- | --- | --- | --- | --- |\n")
 	for _, row := range rows {
 		tm, by := results[row.name].median()
-		fl := "—"
+		xs, fl := "—", "—"
 		if !row.baseAbsent {
-			fl = fmt.Sprintf("%.2f", tm/floor)
+			xs, fl = fmt.Sprintf("%.2f", tm/sdk(row.kind)), fmt.Sprintf("%.2f", tm/floor)
 		}
-		fmt.Fprintf(b, "| %s | %s | %.3f | %.2f | %s | %.3f |\n", row.name, row.kind, tm, tm/sdk(row.kind), fl, by/1e6)
+		fmt.Fprintf(b, "| %s | %s | %.3f | %s | %s | %.3f |\n", row.name, row.kind, tm, xs, fl, by/1e6)
 	}
 }

@@ -29,7 +29,7 @@
 // Options mounts host directories (Volumes) and images (Mounts, e.g.
 // "type=image,source=REF,destination=/opt/flash-worker"); rt.Registry is the
 // loopback registry to push images to, rt.Pull brings one into the storage
-// and rt.RemoveAllImages empties it.
+// and rt.RemoveImages takes images out of it.
 //
 // The images are cached under $FWRELEASE_TEST_CACHE, else the user's cache
 // directory (~/.cache/fwrelease-test), as an OCI layout; a file lock keeps
@@ -129,12 +129,16 @@ func (rt *Runtime) Pull(t testing.TB, ref string) string {
 	return ref
 }
 
-// RemoveAllImages removes every image and container from the storage: a
-// host that has pulled nothing. Images BaseImage returned must be pulled
-// again (Pull) before they are used.
-func (rt *Runtime) RemoveAllImages(t testing.TB) {
+// RemoveImages removes refs (those in the storage) and their containers;
+// without refs every image: a host that has pulled nothing. Images
+// BaseImage returned must then be pulled again (Pull) before they are used.
+func (rt *Runtime) RemoveImages(t testing.TB, refs ...string) {
 	t.Helper()
-	rt.output(t, "rmi", "--all", "--force")
+	if len(refs) == 0 {
+		rt.output(t, "rmi", "--all", "--force")
+		return
+	}
+	rt.output(t, append([]string{"rmi", "--force", "--ignore"}, refs...)...)
 }
 
 // Run runs a container to its end and removes it.
