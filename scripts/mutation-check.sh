@@ -197,10 +197,10 @@ mutation keyless-any-ref "nothing runs unverified" \
 # digest, which another target's tarball passes.
 mutation start-script-gzip-t "nothing runs unverified" \
 	./cmd/fwrelease '^TestStartScript$/^bash$/^curl$' \
-	internal/inject/start.sh.tmpl '\[ "\$h" = "\$k" \] \|\| return 1' '[ "$e" = 0 ] || return 1'
+	internal/inject/start.sh.tmpl '\[ "\$h" = "\$w" \] \|\| return 1' '[ "$e" = 0 ] || return 1'
 mutation start-script-cache-unchecked "nothing runs unverified" \
 	./cmd/fwrelease '^TestStartScript$/^bash$/^curl$' \
-	internal/inject/start.sh.tmpl '(run \$TV cat "\./\$B");' '${1} || :;'
+	internal/inject/start.sh.tmpl '(run \$K [^;]* cat "\./\$B");' '${1} || :;'
 # Extraction overlaps the download: a stream whose sha256 differs must leave
 # nothing behind (the private directory goes) and run nothing.
 mutation start-script-stream-mismatch-kept "nothing runs unverified" \
@@ -211,7 +211,7 @@ mutation start-script-stream-mismatch-kept "nothing runs unverified" \
 # costs the whole tree, not just that layer.
 mutation start-script-layer-unchecked "nothing runs unverified" \
 	./internal/inject '^TestLayeredStartScript$/^dash$/^wget$' \
-	internal/inject/start.sh.tmpl '\[ "\$h" = "\$k" \] \|\| return 1' '[ -n "$h" ] || return 1'
+	internal/inject/start.sh.tmpl '\[ "\$h" = "\$w" \] \|\| return 1' '[ -n "$h" ] || return 1'
 mutation start-script-layer-tree-kept "nothing runs unverified" \
 	./internal/inject '^TestLayeredStartScript$/^bash$/^python$' \
 	internal/inject/start.sh.tmpl 'rm -rf "\$W/t"\n  mkdir "\$W/t"' 'mkdir -p "$W/t"'
@@ -224,7 +224,7 @@ mutation start-script-symlinked-cache "a hostile volume costs the cache" \
 # Downloads stop at the release's size (issue 28, finding 3).
 mutation start-script-unbounded-download "bounded downloads" \
 	./cmd/fwrelease '^TestStartScriptBoundedDownloads$/^bash$/^curl$/^endless$' \
-	internal/inject/start.sh.tmpl 'head -c \$\(\(n \+ 1\)\) \|' 'cat |' \
+	internal/inject/start.sh.tmpl 'head -c \$\(\(b \+ 1\)\) \|' 'cat |' \
 	internal/inject/start.sh.tmpl ' --max-filesize \$n' ''
 
 if [ "${1:-}" = -l ]; then

@@ -58,6 +58,11 @@ type blob struct {
 	Hex            string
 	Size, Deadline int64
 	URLs           []string // each checked
+	// Key names the blob on the volume: the tarball's own sha256, or a
+	// layer's diff ID, whose uncompressed stream of Unpacked bytes is kept
+	// there instead (a cache hit then needs no decompression).
+	Key      string
+	Unpacked int64
 }
 
 // Sentinel errors, so callers can tell bad input from a broken template.
@@ -137,8 +142,8 @@ func Script(version string, a *manifest.Artifact, o Options) (string, error) {
 	}
 	blobs, err := tarballBlob(a, o)
 	strip := 1
-	if o.Layers { // gzip layers, the tree at their root
-		ext, unpack, decompressor, strip = "tar.gz", "tar -xzf", "gzip", 0
+	if o.Layers { // gzip layers, the tree at their root, kept uncompressed
+		ext, unpack, decompressor, strip = "tar", "tar -xf", "gzip", 0
 		blobs, err = layerBlobs(a, o)
 	}
 	if err != nil {
@@ -196,7 +201,7 @@ func tarballBlob(a *manifest.Artifact, o Options) ([]blob, error) {
 			return nil, err
 		}
 	}
-	return []blob{{Hex: a.SHA256, Size: a.Size, Deadline: Deadline(a.Size), URLs: urls}}, nil
+	return []blob{{Hex: a.SHA256, Size: a.Size, Deadline: Deadline(a.Size), URLs: urls, Key: a.SHA256}}, nil
 }
 
 // layerBlobs are the artifact's layers, in order, each from its own URLs
@@ -218,6 +223,11 @@ func layerBlobs(a *manifest.Artifact, o Options) ([]blob, error) {
 		if l.Size <= 0 {
 			return nil, fmt.Errorf("target %s: layer %q: size %d: %w", a.Target.ID, l.Name, l.Size, ErrBadValue)
 		}
+		diff, ok := strings.CutPrefix(l.DiffID, "sha256:")
+		if !ok || !hexRE.MatchString(diff) || l.TarSize <= 0 {
+			return nil, fmt.Errorf("target %s: layer %q: diff_id %q and tar_size %d are not a sha256: digest and a size (a manifest written before fwrelease recorded them; release again): %w",
+				a.Target.ID, l.Name, l.DiffID, l.TarSize, ErrBadValue)
+		}
 		var urls []string
 		for _, u := range l.URLs {
 			if checkURL(u, o.AllowInsecure) == nil {
@@ -228,7 +238,7 @@ func layerBlobs(a *manifest.Artifact, o Options) ([]blob, error) {
 			return nil, fmt.Errorf("target %s: layer %q: %w for a container in the manifest (it has %s); publish the layers to https",
 				a.Target.ID, l.Name, ErrNoURL, strings.Join(l.URLs, ", "))
 		}
-		blobs = append(blobs, blob{Hex: hex, Size: l.Size, Deadline: Deadline(l.Size), URLs: urls})
+		blobs = append(blobs, blob{Hex: hex, Size: l.Size, Deadline: Deadline(l.Size), URLs: urls, Key: diff, Unpacked: l.TarSize})
 	}
 	return blobs, nil
 }

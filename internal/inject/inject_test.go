@@ -31,7 +31,7 @@ func TestScriptTakesOnlyHTTPSURLs(t *testing.T) {
 	if strings.Contains(s, "file://") || !strings.Contains(s, `"https://releases.example.com/`) {
 		t.Errorf("the script should download from the https URL only:\n%s", s)
 	}
-	for _, want := range []string{"D=" + DefaultFWDir, "C=" + DefaultCacheDir, "P=https ", "B=$1.tar.gz", "one " + strings.Repeat("ab", 32) + " 5381205 61 \"https://releases.example.com/", "for p in 1;", "tail -n +4 ", "--strip-components=1 ", "tar -xzf - "} {
+	for _, want := range []string{"D=" + DefaultFWDir, "C=" + DefaultCacheDir, "P=https ", "B=$4.tar.gz", "one " + strings.Repeat("ab", 32) + " 5381205 61 " + strings.Repeat("ab", 32) + " 0 \"https://releases.example.com/", "for p in 1;", "tail -n +4 ", "--strip-components=1 ", "tar -xzf - "} {
 		if !strings.Contains(s, want) {
 			t.Errorf("the script lacks %q", want)
 		}
@@ -48,7 +48,7 @@ func TestScriptZstd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(s, "B=$1.tar.zst") || !strings.Contains(s, "tar --zstd -xf - ") || !strings.Contains(s, " zstd find ") {
+	if !strings.Contains(s, "B=$4.tar.zst") || !strings.Contains(s, "tar --zstd -xf - ") || !strings.Contains(s, " zstd find ") {
 		t.Errorf("a zstd artifact's script caches and unpacks as zstd:\n%s", s)
 	}
 }
@@ -103,11 +103,10 @@ func TestScriptRefusesUnsafeValues(t *testing.T) {
 func layered() *manifest.Artifact {
 	a := artifact()
 	for _, l := range []struct {
-		name string
-		hex  string
-		size int64
-	}{{"deps", strings.Repeat("cd", 32), 9 << 20}, {"worker", strings.Repeat("ef", 32), 4096}} {
-		a.Layers = append(a.Layers, manifest.Layer{Name: l.name, Digest: "sha256:" + l.hex, Size: l.size, URLs: []string{
+		name, hex, diff string
+		size, tarSize   int64
+	}{{"deps", strings.Repeat("cd", 32), strings.Repeat("c1", 32), 9 << 20, 30 << 20}, {"worker", strings.Repeat("ef", 32), strings.Repeat("e1", 32), 4096, 10240}} {
+		a.Layers = append(a.Layers, manifest.Layer{Name: l.name, Digest: "sha256:" + l.hex, Size: l.size, DiffID: "sha256:" + l.diff, TarSize: l.tarSize, URLs: []string{
 			"file:///dist/local/v1.2.0/layers/" + l.hex + ".tar.gz",
 			"https://releases.example.com/v1.2.0/layers/" + l.hex + ".tar.gz",
 		}})
@@ -116,17 +115,18 @@ func layered() *manifest.Artifact {
 }
 
 // A layered script fetches each layer, in order, by its digest and size
-// from its own URLs, unpacks it with strip 0 (a layer holds the tree at its
-// root), keeps the artifact's sha256 as the restart marker, and prunes
-// beyond this release's layers and two more.
+// from its own URLs, keeps it on the volume uncompressed by its diff ID and
+// size, unpacks it with strip 0 (a layer holds the tree at its root), keeps
+// the artifact's sha256 as the restart marker, and prunes beyond this
+// release's layers and two more.
 func TestScriptLayers(t *testing.T) {
 	s, err := Script("1.2.0", layered(), Options{Layers: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	deps := "one " + strings.Repeat("cd", 32) + " 9437184 92 \"https://releases.example.com/v1.2.0/layers/" + strings.Repeat("cd", 32) + ".tar.gz\" || return 1\n"
-	worker := "one " + strings.Repeat("ef", 32) + " 4096 20 \"https://releases.example.com/v1.2.0/layers/" + strings.Repeat("ef", 32) + ".tar.gz\" || return 1\n"
-	for _, want := range []string{" H=" + strings.Repeat("ab", 32) + " ", deps + "  " + worker, "--strip-components=0 ", "tar -xzf - ", "B=$1.tar.gz", "tail -n +5 ", " layers=2 cached=$c"} {
+	deps := "one " + strings.Repeat("cd", 32) + " 9437184 92 " + strings.Repeat("c1", 32) + " 31457280 \"https://releases.example.com/v1.2.0/layers/" + strings.Repeat("cd", 32) + ".tar.gz\" || return 1\n"
+	worker := "one " + strings.Repeat("ef", 32) + " 4096 20 " + strings.Repeat("e1", 32) + " 10240 \"https://releases.example.com/v1.2.0/layers/" + strings.Repeat("ef", 32) + ".tar.gz\" || return 1\n"
+	for _, want := range []string{" H=" + strings.Repeat("ab", 32) + " ", deps + "  " + worker, "--strip-components=0 ", "tar -xf - ", "B=$4.tar ", "gzip -dc ", "tail -n +5 ", " layers=2 cached=$c"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("the layered script lacks %q:\n%s", want, s)
 		}
@@ -137,7 +137,7 @@ func TestScriptLayers(t *testing.T) {
 	// A zstd tarball's layers are gzip still.
 	a := layered()
 	a.Format = "tar+zstd"
-	if s, err := Script("1.2.0", a, Options{Layers: true}); err != nil || !strings.Contains(s, "tar -xzf - ") || strings.Contains(s, "zst") {
+	if s, err := Script("1.2.0", a, Options{Layers: true}); err != nil || !strings.Contains(s, "gzip -dc ") || strings.Contains(s, "zst") {
 		t.Errorf("a zstd artifact's layers must be cached and unpacked as gzip: %v\n%s", err, s)
 	}
 	// The tarball's script does not change when the manifest lists layers.
@@ -163,6 +163,11 @@ func TestScriptRefusesBadLayers(t *testing.T) {
 		}, `layer "deps": digest`},
 		{"size 0", func(a *manifest.Artifact, _ *Options) { a.Layers[1].Size = 0 }, `layer "worker": size 0`},
 		{"negative size", func(a *manifest.Artifact, _ *Options) { a.Layers[0].Size = -1 }, `layer "deps": size -1`},
+		{"no diff ID", func(a *manifest.Artifact, _ *Options) { a.Layers[1].DiffID = "" }, `layer "worker": diff_id ""`},
+		{"shell in diff ID", func(a *manifest.Artifact, _ *Options) {
+			a.Layers[0].DiffID = "sha256:$(reboot)" + strings.Repeat("c", 55)
+		}, `layer "deps": diff_id`},
+		{"no tar size", func(a *manifest.Artifact, _ *Options) { a.Layers[0].TarSize = 0 }, `layer "deps": diff_id`},
 		{"file URLs only", func(a *manifest.Artifact, _ *Options) { a.Layers[1].URLs = a.Layers[1].URLs[:1] }, `layer "worker": no usable URL`},
 		{"no URLs", func(a *manifest.Artifact, _ *Options) { a.Layers[0].URLs = nil }, `layer "deps": no usable URL`},
 		{"plain http", func(a *manifest.Artifact, _ *Options) { a.Layers[0].URLs = []string{"http://127.0.0.1:1/x.tar.gz"} }, `layer "deps": no usable URL`},

@@ -106,9 +106,15 @@ func layeredRelease(t *testing.T, srv *layerServer, worker string, extra ...stri
 		srv.mu.Lock()
 		srv.blobs[p] = data
 		srv.mu.Unlock()
-		a.Layers = append(a.Layers, manifest.Layer{Name: l.Name, Digest: l.Digest, Size: l.Size, URLs: []string{srv.URL + p}})
+		a.Layers = append(a.Layers, manifest.Layer{Name: l.Name, Digest: l.Digest, Size: l.Size, DiffID: l.DiffID, TarSize: l.TarSize, URLs: []string{srv.URL + p}})
 	}
 	return a
+}
+
+// cachedName is a layer's name on the volume: its uncompressed stream, by
+// its diff ID.
+func cachedName(l manifest.Layer) string {
+	return strings.TrimPrefix(l.DiffID, "sha256:") + ".tar"
 }
 
 func layerPath(l manifest.Layer) string {
@@ -206,12 +212,13 @@ func TestLayeredStartScript(t *testing.T) {
 					}
 				}
 
-				// Cold: both layers downloaded, in order, and cached by digest.
+				// Cold: both layers downloaded, in order, and cached
+				// uncompressed by diff ID.
 				fwDir := boot("cold", v1, "v1", fmt.Sprintf("download bytes=%d %s layers=2 cached=0", deps.Size+w1.Size, times))
 				expectRequests("cold", map[string]int{layerPath(deps): 1, layerPath(w1): 1})
 				for _, l := range v1.Layers {
-					if sum, _ := archive.FileSHA256(filepath.Join(blobs, strings.TrimPrefix(l.Digest, "sha256:")+".tar.gz")); "sha256:"+sum != l.Digest {
-						t.Errorf("layer %s is not on the volume by its digest (sha256 %q)", l.Name, sum)
+					if sum, _ := archive.FileSHA256(filepath.Join(blobs, cachedName(l))); "sha256:"+sum != l.DiffID {
+						t.Errorf("layer %s is not on the volume, uncompressed, by its diff ID (sha256 %q)", l.Name, sum)
 					}
 				}
 				// A restart reuses the tree; another container takes the
@@ -233,13 +240,13 @@ func TestLayeredStartScript(t *testing.T) {
 				expectRequests("upgrade", map[string]int{layerPath(w2): 1})
 
 				// A tampered deps layer on the volume (another layer's valid
-				// gzip) is replaced; the worker layer is taken off the volume.
-				depsBlob := filepath.Join(blobs, strings.TrimPrefix(deps.Digest, "sha256:")+".tar.gz")
-				other, _ := os.ReadFile(filepath.Join(blobs, strings.TrimPrefix(w1.Digest, "sha256:")+".tar.gz"))
+				// tar) is replaced; the worker layer is taken off the volume.
+				depsBlob := filepath.Join(blobs, cachedName(deps))
+				other, _ := os.ReadFile(filepath.Join(blobs, cachedName(w1)))
 				os.WriteFile(depsBlob, other, 0o644)
 				boot("tampered", v2, "v2", fmt.Sprintf("download bytes=%d %s layers=2 cached=1", deps.Size, times))
 				expectRequests("tampered", map[string]int{layerPath(deps): 1})
-				if sum, _ := archive.FileSHA256(depsBlob); "sha256:"+sum != deps.Digest {
+				if sum, _ := archive.FileSHA256(depsBlob); "sha256:"+sum != deps.DiffID {
 					t.Errorf("the tampered deps layer was not replaced: sha256 %s", sum)
 				}
 
@@ -250,11 +257,11 @@ func TestLayeredStartScript(t *testing.T) {
 				syscall.Mkfifo(depsBlob, 0o644)
 				boot("FIFO", v2, "v2", fmt.Sprintf("download bytes=%d %s layers=2 cached=1", deps.Size, times))
 				expectRequests("FIFO", map[string]int{layerPath(deps): 1})
-				if sum, _ := archive.FileSHA256(depsBlob); "sha256:"+sum != deps.Digest {
+				if sum, _ := archive.FileSHA256(depsBlob); "sha256:"+sum != deps.DiffID {
 					t.Errorf("the FIFO in the deps layer's place was not replaced by the layer")
 				}
 				victim := t.TempDir()
-				os.WriteFile(filepath.Join(victim, strings.Repeat("0", 64)+".tar.gz"), []byte("the victim's\n"), 0o644)
+				os.WriteFile(filepath.Join(victim, strings.Repeat("0", 64)+".tar"), []byte("the victim's\n"), 0o644)
 				os.Rename(blobs, blobs+".away")
 				os.Symlink(victim, blobs)
 				boot("symlinked sha256", v2, "v2", fmt.Sprintf("download bytes=%d %s layers=2 cached=0", deps.Size+w2.Size, times))
@@ -294,7 +301,7 @@ func TestLayeredStartScript(t *testing.T) {
 				}
 				entries, _ := os.ReadDir(blobs)
 				for _, e := range entries {
-					if e.Name() != strings.TrimPrefix(deps.Digest, "sha256:")+".tar.gz" {
+					if e.Name() != cachedName(deps) {
 						t.Errorf("a mismatching layer left %s in the volume cache", e.Name())
 					}
 				}

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -46,7 +47,18 @@ func (o Options) layerFile(ctx context.Context, a manifest.Artifact, l manifest.
 	}
 	defer body.Close()
 	h := sha256.New()
-	n, err := io.Copy(h, io.LimitReader(body, l.Size+1))
+	// The uncompressed stream is hashed on the way, for the diff ID a
+	// start script checks the volume's copy against.
+	pr, pw := io.Pipe()
+	diff := make(chan stream, 1)
+	go func() { diff <- uncompressed(pr, l.TarSize) }()
+	var w io.Writer = h
+	if l.DiffID != "" {
+		w = io.MultiWriter(h, pw)
+	}
+	n, err := io.Copy(w, io.LimitReader(body, l.Size+1))
+	pw.Close()
+	d := <-diff
 	if err != nil {
 		return fail(err)
 	}
@@ -58,9 +70,37 @@ func (o Options) layerFile(ctx context.Context, a manifest.Artifact, l manifest.
 		return fail(fmt.Errorf("size %d, manifest says %d", n, l.Size))
 	case "sha256:"+c.SHA256 != l.Digest:
 		return fail(fmt.Errorf("sha256:%s, manifest says %s", c.SHA256, l.Digest))
+	case l.DiffID == "":
+	case d.err != nil:
+		return fail(fmt.Errorf("decompressing: %w", d.err))
+	case d.digest != l.DiffID || d.size != l.TarSize:
+		return fail(fmt.Errorf("uncompressed %d bytes %s, manifest says %d bytes %s", d.size, d.digest, l.TarSize, l.DiffID))
 	}
 	c.OK = true
 	return c
+}
+
+type stream struct {
+	digest string
+	size   int64
+	err    error
+}
+
+// uncompressed hashes a gzip stream's content, reading no more than
+// limit+1 bytes of it (a layer's tar_size; any when 0), and drains r.
+func uncompressed(r io.Reader, limit int64) stream {
+	defer io.Copy(io.Discard, r)
+	zr, err := gzip.NewReader(r)
+	if err != nil {
+		return stream{err: err}
+	}
+	var lr io.Reader = zr
+	if limit > 0 {
+		lr = io.LimitReader(zr, limit+1)
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, lr)
+	return stream{digest: "sha256:" + hex.EncodeToString(h.Sum(nil)), size: n, err: err}
 }
 
 // layerChannel names the channel of a layer file's URL: that of the

@@ -1,6 +1,8 @@
 package verify
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -51,6 +53,37 @@ func TestLayerFiles(t *testing.T) {
 	// --channel s3 leaves the local channel's layer files out.
 	if checks := (Options{Channels: []string{"s3"}}).layerFiles(context.Background(), a); len(checks) != 0 {
 		t.Errorf("checks on another channel: %+v", checks)
+	}
+}
+
+// A layer's uncompressed stream is checked against its diff_id and
+// tar_size: a manifest whose diff ID does not describe the layer fails it.
+func TestLayerDiffID(t *testing.T) {
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte("a tar stream, as far as this test cares"))
+	zw.Close()
+	p := filepath.Join(t.TempDir(), "fw.deps.layer.tar.gz")
+	os.WriteFile(p, gz.Bytes(), 0o644)
+	sum, diff := sha256.Sum256(gz.Bytes()), sha256.Sum256([]byte("a tar stream, as far as this test cares"))
+	l := manifest.Layer{Name: "deps", Digest: "sha256:" + hex.EncodeToString(sum[:]), Size: int64(gz.Len()),
+		DiffID: "sha256:" + hex.EncodeToString(diff[:]), TarSize: 39, URLs: []string{"file://" + p}}
+	check := func(l manifest.Layer) Check {
+		a := manifest.Artifact{Target: manifest.Target{ID: "py3.11-cpu-linux-x86_64"}, Layers: []manifest.Layer{l}}
+		return Options{}.layerFiles(context.Background(), a)[0]
+	}
+	if c := check(l); !c.OK {
+		t.Errorf("a layer matching its diff ID: %+v", c)
+	}
+	wrong := l
+	wrong.DiffID = "sha256:" + strings.Repeat("0", 64)
+	if c := check(wrong); c.OK || !strings.Contains(c.Error, "uncompressed 39 bytes "+l.DiffID+", manifest says 39 bytes "+wrong.DiffID) {
+		t.Errorf("a wrong diff ID: %+v", c)
+	}
+	wrong = l
+	wrong.TarSize = 38
+	if c := check(wrong); c.OK || !strings.Contains(c.Error, "uncompressed 39 bytes") {
+		t.Errorf("a wrong tar size: %+v", c)
 	}
 }
 
