@@ -51,7 +51,9 @@ func TestSnapshotIsReproducible(t *testing.T) {
 		}
 		// The layers and the mount image, too: same digests in both.
 		other := s2.manifest.Artifacts[i]
-		sameLayer := func(a, b manifest.Layer) bool { return a.Name == b.Name && a.Digest == b.Digest && a.Size == b.Size && a.DiffID == b.DiffID && a.TarSize == b.TarSize }
+		sameLayer := func(a, b manifest.Layer) bool {
+			return a.Name == b.Name && a.Digest == b.Digest && a.Size == b.Size && a.DiffID == b.DiffID && a.TarSize == b.TarSize
+		}
 		if art.Images == nil || other.Images == nil || !slices.EqualFunc(art.Layers, other.Layers, sameLayer) ||
 			strings.TrimPrefix(art.Images.Mount, s1.dist) != strings.TrimPrefix(other.Images.Mount, s2.dist) {
 			t.Errorf("%s: layers or images differ between the two builds: %+v %+v, then %+v %+v", art.Target.ID, art.Layers, art.Images, other.Layers, other.Images)
