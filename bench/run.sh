@@ -62,7 +62,9 @@ generator writes it) and \`fwrelease inject\`'s script, on the realistic tree's 
 network volume a host directory mounted at \`/runpod-volume\`. "volume" is a new container on the
 volume an earlier container filled (the SDK's cache never hits: its copy skips \`.version\`);
 "restart" is the same container started again; "upgrade" is a new container of the next version on
-a volume holding this one. The second table of each storage starts the same tree from the release's
+a volume holding this one. \`fwrelease inject --layers\` fetches the tree's two layers (deps and worker),
+each cached on the volume by its digest, from the release's GitHub channel (the in-process fake of the
+tests, behind the same 50 MB/s link): its upgrade downloads only the worker layer. The second table of each storage starts the same tree from the release's
 overlay and mount images, pulled by podman (its paragraph says what is timed and what the host
 held). Each case's "× floor" is against the unslimmed tarball's floor. Written
 on $(date -u +%Y-%m-%d) on this machine ($(nproc) cores; the load average was $(cut -d' ' -f1-3 /proc/loadavg)

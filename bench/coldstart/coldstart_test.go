@@ -6,7 +6,8 @@
 // alone); and the same tree as the release's images (the overlay image on
 // the slim look-alike and the mount image), pulled by podman from the
 // loopback registry behind the same link, with the base on the host or
-// absent, and upgraded. bench/run.sh coldstart runs it; it writes a
+// absent, and upgraded; and inject --layers' script (the layers fetched
+// from a GitHub channel behind the link). bench/run.sh coldstart runs it; it writes a
 // Markdown section.
 //
 // It is a test so that it can use internal/containertest; it skips unless
@@ -325,9 +326,11 @@ func TestColdStart(t *testing.T) {
 	go http.Serve(ln, srv)
 	base := "http://" + ln.Addr().String()
 	u1, u2, uSlim := v1r.served(t, srv.dir, base), v2r.served(t, srv.dir, base), slimR.served(t, srv.dir, base)
-	reg := newRegistryLink(t, rt.Registry())
-	i1, i2 := v1r.push(t, rt.Registry(), reg.host), v2r.push(t, rt.Registry(), reg.host)
-	rows := imageRows(slim, strings.Replace(slim, rt.Registry(), reg.host, 1), i1, i2)
+	// The registry and the GitHub fake behind the same link as the tarballs.
+	regVia := linkProxy(t, rt.Registry(), &srv.link)
+	i1, i2 := v1r.push(t, rt.Registry(), regVia), v2r.push(t, rt.Registry(), regVia)
+	rows := imageRows(slim, strings.Replace(slim, rt.Registry(), regVia, 1), i1, i2)
+	l1, l2 := layeredScripts(t, fw, tree, work, &srv.link)
 
 	commands := []struct {
 		name     string
@@ -338,6 +341,7 @@ func TestColdStart(t *testing.T) {
 		{name: "SDK's command", cmd: func() []string { return sdk(v1r, u1) }, up: func() []string { return sdk(v2r, u2) }, size: v1r.size},
 		{name: "`fwrelease inject`", cmd: func() []string { return ours(t, fw, v1r, u1) }, up: func() []string { return ours(t, fw, v2r, u2) }, size: v1r.size},
 		{name: "`fwrelease inject`, slim tarball", cmd: func() []string { return ours(t, fw, slimR, uSlim) }, size: slimR.size, slimOnly: true},
+		{name: layeredName, cmd: func() []string { return l1 }, up: func() []string { return l2 }, size: v1r.size, slimOnly: true},
 	}
 	cases := []string{"cold", "volume", "restart", "upgrade"}
 	results := map[string]*sample{}
@@ -367,7 +371,7 @@ func TestColdStart(t *testing.T) {
 				}
 			}
 		}
-		measureImages(t, rt, reg, rows, []string{i1.overlay, i1.mount, i2.overlay, i2.mount}, results)
+		measureImages(t, rt, &srv.link, rows, []string{i1.overlay, i1.mount, i2.overlay, i2.mount}, results)
 		t.Logf("run %d took %s", i+1, time.Since(runStart).Round(time.Second))
 	}
 	rt.Pull(t, slim)
@@ -411,7 +415,7 @@ func writeReport(t *testing.T, out, slimBase string, bases []struct{ name, image
 	fmt.Fprintf(&b, "Container storage and volume on %s; tarballs %.1f MB (unslimmed) and %.1f MB (slim), served at %.0f MB/s from 127.0.0.1; medians of %d interleaved runs; time from `podman start` to the worker's exit (its bootstrap.sh prints one line).\n\n",
 		storage, float64(full.size)/1e6, float64(slim.size)/1e6, rate/1e6, runs)
 	fmt.Fprintf(&b, "| base | start command | case | time (s) | × SDK | × floor | downloaded (MB) |\n| --- | --- | --- | --- | --- | --- | --- |\n")
-	names := []string{sdkName, "`fwrelease inject`", "`fwrelease inject`, slim tarball"}
+	names := []string{sdkName, "`fwrelease inject`", "`fwrelease inject`, slim tarball", layeredName}
 	for _, base := range bases {
 		for _, c := range names {
 			for _, k := range []string{"cold", "volume", "restart", "upgrade"} {
@@ -425,7 +429,7 @@ func writeReport(t *testing.T, out, slimBase string, bases []struct{ name, image
 				if k == "cold" || k == "upgrade" {
 					fl = fmt.Sprintf("%.2f", tm/floor)
 				}
-				fmt.Fprintf(&b, "| %s | %s | %s | %.3f | %.2f | %s | %.1f |\n", base.name, c, k, tm, tm/sdkT, fl, by/1e6)
+				fmt.Fprintf(&b, "| %s | %s | %s | %.3f | %.2f | %s | %.3f |\n", base.name, c, k, tm, tm/sdkT, fl, by/1e6)
 			}
 		}
 	}

@@ -19,27 +19,21 @@ import (
 	"github.com/runpod-workers/fwrelease/internal/containertest"
 )
 
-// registryLink fronts the loopback registry with a link of its own: what
-// podman pulls through it (manifests, configs, layers) comes at rate and
-// is counted.
-type registryLink struct {
-	host string // the proxy's host:port, for references
-	link
-}
-
-func newRegistryLink(t *testing.T, registry string) *registryLink {
+// linkProxy is a reverse proxy on 127.0.0.1 in front of target
+// (host:port) whose responses go through l: what podman pulls from the
+// registry behind it (manifests, configs, layers) comes at rate and is
+// counted. It returns the proxy's host:port.
+func linkProxy(t *testing.T, target string, l *link) string {
 	t.Helper()
-	target, _ := url.Parse("http://" + registry)
-	r := &registryLink{}
-	rp := httputil.NewSingleHostReverseProxy(target)
+	u, _ := url.Parse("http://" + target)
+	rp := httputil.NewSingleHostReverseProxy(u)
 	rp.ModifyResponse = func(resp *http.Response) error {
-		resp.Body = &linkBody{ReadCloser: resp.Body, l: &r.link}
+		resp.Body = &linkBody{ReadCloser: resp.Body, l: l}
 		return nil
 	}
-	srv := httptest.NewServer(rp) // on 127.0.0.1
+	srv := httptest.NewServer(rp)
 	t.Cleanup(srv.Close)
-	r.host = strings.TrimPrefix(srv.URL, "http://")
-	return r
+	return strings.TrimPrefix(srv.URL, "http://")
 }
 
 type linkBody struct {
@@ -139,7 +133,7 @@ func imageRows(slim, slimVia string, v1, v2 images) []imageRow {
 // host the worker's images (workers) are removed, before a row without it
 // every image; then the row's host images are pulled. It leaves the
 // storage empty.
-func measureImages(t *testing.T, rt *containertest.Runtime, reg *registryLink, rows []imageRow, workers []string, results map[string]*sample) {
+func measureImages(t *testing.T, rt *containertest.Runtime, l *link, rows []imageRow, workers []string, results map[string]*sample) {
 	t.Helper()
 	for _, r := range rows {
 		if r.baseAbsent {
@@ -150,7 +144,7 @@ func measureImages(t *testing.T, rt *containertest.Runtime, reg *registryLink, r
 		for _, ref := range r.host {
 			rt.Pull(t, ref)
 		}
-		d, b := pullStart(t, rt, &reg.link, r.pull, r.opts)
+		d, b := pullStart(t, rt, l, r.pull, r.opts)
 		if results[r.name] == nil {
 			results[r.name] = &sample{}
 		}
