@@ -6,10 +6,13 @@ package main
 // tests need.
 
 import (
+	"crypto/elliptic"
+
 	"bytes"
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"io/fs"
 	"math/rand"
 	"os"
@@ -380,4 +383,20 @@ func (c workerConfig) write(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// writeKeyPair writes a new unencrypted ECDSA P-256 signing key and its
+// public key, in PEM.
+func writeKeyPair(t *testing.T, privPath, pubPath string) {
+	t.Helper()
+	priv, pub, err := cryptoutils.GeneratePEMEncodedECDSAKeyPair(elliptic.P256(), cryptoutils.SkipPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(privPath, priv, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pubPath, pub, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

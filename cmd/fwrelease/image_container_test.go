@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/elliptic"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,8 +12,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-
-	"github.com/sigstore/sigstore/pkg/cryptoutils"
 
 	"github.com/runpod-workers/fwrelease/internal/containertest"
 	"github.com/runpod-workers/fwrelease/internal/manifest"
@@ -60,12 +57,7 @@ func (b *countingBody) Read(p []byte) (int, error) {
 func imageRelease(t *testing.T, dir, cfg, registry string, extra ...string) *manifest.Manifest {
 	t.Helper()
 	if _, err := os.Stat(filepath.Join(filepath.Dir(cfg), "release.key")); err != nil {
-		priv, pub, err := cryptoutils.GeneratePEMEncodedECDSAKeyPair(elliptic.P256(), cryptoutils.SkipPassword)
-		if err != nil {
-			t.Fatal(err)
-		}
-		os.WriteFile(filepath.Join(filepath.Dir(cfg), "release.key"), priv, 0o600)
-		os.WriteFile(filepath.Join(dir, "release.pub"), pub, 0o644)
+		writeKeyPair(t, filepath.Join(filepath.Dir(cfg), "release.key"), filepath.Join(dir, "release.pub"))
 		readConfig(t, cfg).
 			set("sign", map[string]any{"key": "release.key"}).
 			set("publish.oci", map[string]any{"repository": registry + "/flash-worker", "plain_http": true}).

@@ -1,15 +1,12 @@
 package main
 
 import (
-	"crypto/elliptic"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/sigstore/sigstore/pkg/cryptoutils"
 
 	"github.com/runpod-workers/fwrelease/internal/containertest"
 	"github.com/runpod-workers/fwrelease/internal/manifest"
@@ -21,12 +18,7 @@ import (
 func layeredRelease(t *testing.T, dir, cfg, endpoint string, env []string, version string) (*manifest.Manifest, string) {
 	t.Helper()
 	if _, err := os.Stat(filepath.Join(dir, "release.pub")); err != nil {
-		priv, pub, err := cryptoutils.GeneratePEMEncodedECDSAKeyPair(elliptic.P256(), cryptoutils.SkipPassword)
-		if err != nil {
-			t.Fatal(err)
-		}
-		os.WriteFile(filepath.Join(filepath.Dir(cfg), "release.key"), priv, 0o600)
-		os.WriteFile(filepath.Join(dir, "release.pub"), pub, 0o644)
+		writeKeyPair(t, filepath.Join(filepath.Dir(cfg), "release.key"), filepath.Join(dir, "release.pub"))
 		readConfig(t, cfg).
 			set("sign", map[string]any{"key": "release.key"}).
 			set("publish.s3", map[string]any{"bucket": "releases", "prefix": "flash-worker", "region": "us-east-1", "endpoint": endpoint, "path_style": true}).

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/elliptic"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/sigstore/sigstore/pkg/cryptoutils"
 
 	"github.com/runpod-workers/fwrelease/internal/manifest"
 	"github.com/runpod-workers/fwrelease/internal/publish"
@@ -65,13 +63,8 @@ func withChannels(t *testing.T, dir, endpoint string, localMirror bool, extra []
 	t.Helper()
 	src := filepath.Join(dir, "src")
 	c := exampleWorker(t, src)
-	priv, pubPEM, err := cryptoutils.GeneratePEMEncodedECDSAKeyPair(elliptic.P256(), cryptoutils.SkipPassword)
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(src, "release.key"), priv, 0o600)
 	pub = filepath.Join(dir, "release.pub")
-	os.WriteFile(pub, pubPEM, 0o644)
+	writeKeyPair(t, filepath.Join(src, "release.key"), pub)
 	c.set("sign", map[string]any{"key": "release.key"}).
 		set("publish.s3", map[string]any{"bucket": "releases", "prefix": "flash-worker", "region": "us-east-1", "endpoint": endpoint, "path_style": true})
 	if localMirror {

@@ -21,7 +21,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
 )
 
 var epoch = time.Unix(1767225600, 0).UTC()
@@ -379,23 +378,8 @@ func TestReadRefusesRenamingPAX(t *testing.T) {
 // streamSHA256 is the sha256 of a tarball's decompressed bytes.
 func streamSHA256(t *testing.T, data []byte, f Format) string {
 	t.Helper()
-	var r io.Reader
-	if f == TarZst {
-		zr, err := zstd.NewReader(bytes.NewReader(data))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer zr.Close()
-		r = zr
-	} else {
-		zr, err := gzip.NewReader(bytes.NewReader(data))
-		if err != nil {
-			t.Fatal(err)
-		}
-		r = zr
-	}
 	h := sha256.New()
-	if _, err := io.Copy(h, r); err != nil {
+	if _, err := io.Copy(h, decompressed(t, data, f)); err != nil {
 		t.Fatal(err)
 	}
 	return hex.EncodeToString(h.Sum(nil))

@@ -18,25 +18,29 @@ import (
 	"github.com/klauspost/pgzip"
 )
 
-// untar reads every regular file's content (and hard link's target) by its
-// name below the top directory, in tar order.
-func untar(t *testing.T, data []byte, f Format) (names []string, content map[string][]byte) {
+// decompressed reads a tarball's tar stream.
+func decompressed(t *testing.T, data []byte, f Format) io.Reader {
 	t.Helper()
-	var r io.Reader
 	if f == TarZst {
 		zr, err := zstd.NewReader(bytes.NewReader(data))
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer zr.Close()
-		r = zr
-	} else {
-		zr, err := pgzip.NewReader(bytes.NewReader(data))
-		if err != nil {
-			t.Fatal(err)
-		}
-		r = zr
+		t.Cleanup(zr.Close)
+		return zr
 	}
+	zr, err := pgzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return zr
+}
+
+// untar reads every regular file's content (and hard link's target) by its
+// name below the top directory, in tar order.
+func untar(t *testing.T, data []byte, f Format) (names []string, content map[string][]byte) {
+	t.Helper()
+	r := decompressed(t, data, f)
 	tr := tar.NewReader(r)
 	content = map[string][]byte{}
 	for {

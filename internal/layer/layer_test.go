@@ -105,18 +105,24 @@ type member struct {
 	mode       int64
 }
 
-func members(t *testing.T, p string) []member {
+// gunzipped opens a layer file's tar stream.
+func gunzipped(t *testing.T, p string) io.Reader {
 	t.Helper()
 	f, err := os.Open(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	t.Cleanup(func() { f.Close() })
 	zr, err := gzip.NewReader(f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := tar.NewReader(zr)
+	return zr
+}
+
+func members(t *testing.T, p string) []member {
+	t.Helper()
+	tr := tar.NewReader(gunzipped(t, p))
 	var out []member
 	for {
 		h, err := tr.Next()
@@ -274,17 +280,8 @@ func TestDefaultsBundled(t *testing.T) {
 // diffID decompresses a layer file and hashes it.
 func diffID(t *testing.T, p string) (string, int64) {
 	t.Helper()
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
 	h := sha256.New()
-	n, err := io.Copy(h, zr)
+	n, err := io.Copy(h, gunzipped(t, p))
 	if err != nil {
 		t.Fatal(err)
 	}
