@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -69,13 +70,12 @@ func shared() (*state, error) {
 	if global.state != nil {
 		return global.state, nil
 	}
-	dir, err := os.MkdirTemp("", "fwrelease-podman-")
+	removeStale(os.TempDir())
+	dir, err := os.MkdirTemp("", fmt.Sprintf("%s%d-", stalePrefix, os.Getpid()))
 	if err != nil {
 		return nil, err
 	}
-	s := &state{dir: dir, root: filepath.Join(dir, "root"), runroot: filepath.Join(dir, "run"),
-		tmpdir: filepath.Join(dir, "tmp"), registriesConf: filepath.Join(dir, "registries.conf"),
-		images: map[string]*imageOnce{}}
+	s := newState(dir)
 	// No search registries: a short name never reaches the internet.
 	if err := os.WriteFile(s.registriesConf, []byte("unqualified-search-registries = []\n"), 0o644); err != nil {
 		return nil, err
@@ -92,12 +92,40 @@ func shared() (*state, error) {
 	return s, nil
 }
 
+func newState(dir string) *state {
+	return &state{dir: dir, root: filepath.Join(dir, "root"), runroot: filepath.Join(dir, "run"),
+		tmpdir: filepath.Join(dir, "tmp"), registriesConf: filepath.Join(dir, "registries.conf"),
+		images: map[string]*imageOnce{}}
+}
+
+// stalePrefix starts each test binary's storage directory, followed by
+// its pid.
+const stalePrefix = "fwrelease-podman-"
+
+// removeStale removes the storage of test binaries that were killed before
+// Main could (their containers, mounts and files): a directory whose pid
+// no process has any more. A live binary's, or a name without a pid, is
+// left alone.
+func removeStale(tmp string) {
+	dirs, _ := filepath.Glob(filepath.Join(tmp, stalePrefix+"*"))
+	for _, d := range dirs {
+		pid, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(d), stalePrefix), "-")
+		if n, err := strconv.Atoi(pid); err == nil && n > 0 && syscall.Kill(n, 0) == syscall.ESRCH {
+			if err := newState(d).close(); err != nil {
+				fmt.Fprintf(os.Stderr, "containertest: removing a killed test binary's %s: %v\n", d, err)
+			}
+		}
+	}
+}
+
 // close removes every container, unmounts what is left under the storage
 // and deletes it.
 func (s *state) close() error {
 	rt := &Runtime{state: s}
 	rt.podman("rm", "--all", "--force", "--time", "0").Run()
-	s.server.Close()
+	if s.server != nil {
+		s.server.Close()
+	}
 	for _, m := range mountsUnder(s.dir) {
 		syscall.Unmount(m, syscall.MNT_DETACH)
 	}
