@@ -20,7 +20,6 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
-
 )
 
 var epoch = time.Unix(1767225600, 0).UTC()
