@@ -12,7 +12,8 @@
 #
 # usage: bench/run.sh [OUT.md]   (default BENCHMARKS.md)
 #        bench/run.sh coldstart  only the cold-start benchmark in real containers (podman, runc;
-#                                about 10 minutes), which replaces BENCHMARKS.md's cold-start section
+#                                BENCH_COLD_RUNS=3: about 15 minutes, BENCH_COLD_RUNS runs, default 5),
+#                                which replaces BENCHMARKS.md's cold-start section
 #        bench/run.sh --check    only say which of the tools above are missing
 #        BENCH_RUNS=1 BENCH_EXTRACT_RUNS=2 BENCH_BIG=64M BENCH_OCI=16M bench/run.sh /tmp/try.md
 #                                a quick try of the script itself (figures meaningless)
