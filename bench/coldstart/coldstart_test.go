@@ -449,6 +449,12 @@ func writeReport(t *testing.T, out, slimBase string, bases []struct{ name, image
 	row("inject cold × floor", get(names[1], "cold")/floor, 1.3)
 	row("inject volume hit × SDK's second container on the volume", get(names[1], "volume")/get(sdkName, "volume"), 0.4)
 	row("inject restart × SDK restart", get(names[1], "restart")/get(sdkName, "restart"), 1.0)
+	if results[key(slimBase, layeredName, "cold")] != nil {
+		row("inject --layers cold × SDK cold", get(layeredName, "cold")/get(sdkName, "cold"), 0.6)
+		row("inject --layers cold × floor", get(layeredName, "cold")/floor, 1.3)
+		row("inject --layers volume hit × SDK's second container on the volume", get(layeredName, "volume")/get(sdkName, "volume"), 0.4)
+		row("inject --layers restart × SDK restart", get(layeredName, "restart")/get(sdkName, "restart"), 1.0)
+	}
 	if err := os.WriteFile(out, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
