@@ -99,8 +99,8 @@ func newState(dir string) *state {
 }
 
 // stalePrefix starts each test binary's storage directory, followed by
-// its pid.
-const stalePrefix = "fwrelease-podman-"
+// its pid; short, since podman refuses a runroot path over 50 bytes.
+const stalePrefix = "fwpod-"
 
 // removeStale removes the storage of test binaries that were killed before
 // Main could (their containers, mounts and files): a directory whose pid
