@@ -200,7 +200,7 @@ mutation start-script-gzip-t "nothing runs unverified" \
 	internal/inject/start.sh.tmpl '\[ "\$h" = "\$w" \] \|\| return 1' '[ "$e" = 0 ] || return 1'
 mutation start-script-cache-unchecked "nothing runs unverified" \
 	./cmd/fwrelease '^TestStartScript$/^bash$/^curl$' \
-	internal/inject/start.sh.tmpl '(run \$K [^;]* cat "\./\$B");' '${1} || :;'
+	internal/inject/start.sh.tmpl 'if (hit \$K [^;]*); then' 'if ${1} || :; then'
 # Extraction overlaps the download: a stream whose sha256 differs must leave
 # nothing behind (the private directory goes) and run nothing.
 mutation start-script-stream-mismatch-kept "nothing runs unverified" \

@@ -168,14 +168,14 @@ func TestStartScriptHostileVolume(t *testing.T) {
 			os.MkdirAll(blobs, 0o755)
 			os.WriteFile(filepath.Join(blobs, blob), good, 0o644)
 		}, shims: map[string]string{
-			"cat": swapBlob("mkfifo"), "cp": swapBlob("mkfifo"),
+			"cat": swapBlob("mkfifo"), "cp": swapBlob("mkfifo"), "head": swapBlob("mkfifo"),
 		}},
 		// A short limit: a reader without a bound fills the disk with zeros.
 		{name: "the blob becomes a link to an endless file as it is read", limit: 8 * time.Second, prepare: func(t *testing.T, blobs, _ string) {
 			os.MkdirAll(blobs, 0o755)
 			os.WriteFile(filepath.Join(blobs, blob), good, 0o644)
 		}, shims: map[string]string{
-			"cat": swapBlob("ln -s /dev/zero"), "cp": swapBlob("ln -s /dev/zero"),
+			"cat": swapBlob("ln -s /dev/zero"), "cp": swapBlob("ln -s /dev/zero"), "head": swapBlob("ln -s /dev/zero"),
 		}},
 		{name: "30000 names in sha256", prepare: func(t *testing.T, blobs, _ string) {
 			os.MkdirAll(blobs, 0o755)

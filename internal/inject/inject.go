@@ -136,18 +136,20 @@ func Script(version string, a *manifest.Artifact, o Options) (string, error) {
 	// reading a compressed archive from a pipe feeds its decompressor
 	// through a process of its own in 10 KiB records, which costs a third
 	// more CPU and four times the context switches.
-	ext, unpack, decompressor := "tar.gz", "gzip -dc 2>/dev/null | tar -xf", "gzip"
+	// A blob off the volume is copied into the private directory and
+	// unpacked from there, where tar -z lets gzip read the file itself.
+	ext, unpack, unpackFile, decompressor := "tar.gz", "gzip -dc 2>/dev/null | tar -xf", "tar -xzf", "gzip"
 	switch a.Format {
 	case "tar+gzip":
 	case "tar+zstd":
-		ext, unpack, decompressor = "tar.zst", "zstd -dc 2>/dev/null | tar -xf", "zstd"
+		ext, unpack, unpackFile, decompressor = "tar.zst", "zstd -dc 2>/dev/null | tar -xf", "tar --zstd -xf", "zstd"
 	default:
 		return "", fmt.Errorf("target %s: format %q: %w", a.Target.ID, a.Format, ErrBadValue)
 	}
 	blobs, err := tarballBlob(a, o)
 	strip := 1
 	if o.Layers { // gzip layers, the tree at their root, kept uncompressed
-		ext, unpack, decompressor, strip = "tar", "tar -xf", "gzip", 0
+		ext, unpack, unpackFile, decompressor, strip = "tar", "tar -xf", "tar -xf", "gzip", 0
 		blobs, err = layerBlobs(a, o)
 	}
 	if err != nil {
@@ -167,7 +169,7 @@ func Script(version string, a *manifest.Artifact, o Options) (string, error) {
 		// Each pass over the blobs takes every blob's n-th URL (or its
 		// last); prune keeps this release's blobs and the two used before.
 		"Tries": positions(tries), "Keep": len(blobs) + 3,
-		"FWDir": o.FWDir, "CacheDir": o.CacheDir, "Protos": protos, "Ext": ext, "Unpack": unpack,
+		"FWDir": o.FWDir, "CacheDir": o.CacheDir, "Protos": protos, "Ext": ext, "Unpack": unpack, "UnpackFile": unpackFile,
 		"Decompressor": decompressor,
 		// Any blob's name: 64 characters, then the extension; names with a
 		// character other than lower-case hex among the 64 are left out by
