@@ -64,12 +64,12 @@ network volume a host directory mounted at \`/runpod-volume\`. "volume" is a new
 volume an earlier container filled (the SDK's cache never hits: its copy skips \`.version\`);
 "restart" is the same container started again; "upgrade" is a new container of the next version on
 a volume holding this one. \`fwrelease inject --layers\` fetches the tree's two layers (deps and worker),
-each cached on the volume by its digest, from the release's GitHub channel (the in-process fake of the
+each kept on the volume uncompressed by its diff ID, from the release's GitHub channel (the in-process fake of the
 tests, behind the same 50 MB/s link): its upgrade downloads only the worker layer. The second table of each storage starts the same tree from the release's
 overlay and mount images, pulled by podman (its paragraph says what is timed and what the host
 held). Each case's "× floor" is against the unslimmed tarball's floor. Written
 on $(date -u +%Y-%m-%d) on this machine ($(nproc) cores; the load average was $(cut -d' ' -f1-3 /proc/loadavg)
-at the end: above 2, other work shared the cores and the figures are slower than they should be).
+at the end; above 2 would mean other work shared the cores). The tarball server, the registry proxy and the GitHub fake share one throttled link, on which a lone 14 MB transfer takes ~0.49 s (~29 MB/s, not the nominal 50): the floor's transfer row is that measured time.
 MD
 }
 if [ $only_coldstart = 1 ]; then
