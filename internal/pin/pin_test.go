@@ -222,7 +222,7 @@ func TestModuleLayers(t *testing.T) {
 	}
 	r := release(t)
 	layer := func(name, c string, urls ...string) manifest.Layer {
-		return manifest.Layer{Name: name, Digest: "sha256:" + strings.Repeat(c, 64), Size: 100, URLs: urls}
+		return manifest.Layer{Name: name, Digest: "sha256:" + strings.Repeat(c, 64), Size: 100, DiffID: "sha256:" + strings.Repeat(c+"1", 32), TarSize: 10240, URLs: urls}
 	}
 	a := &r.Manifest.Artifacts[0] // py3.11: layers over https
 	a.Layers = []manifest.Layer{
