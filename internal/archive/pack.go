@@ -230,6 +230,8 @@ func Pack(ctx context.Context, out io.Writer, entries []Entry, o Options) (Diges
 	if err := p.check(entries); err != nil {
 		return Digest{}, err
 	}
+	// The tar stream is hashed only where all its bytes pass in order.
+	p.hashTar = p.deferred == nil || o.Format == TarZst
 	var err error
 	switch o.Format {
 	case TarGz, "":
@@ -246,7 +248,7 @@ func Pack(ctx context.Context, out io.Writer, entries []Entry, o Options) (Diges
 		p.linked = p.links.saved
 	}
 	d := Digest{Size: hw.n, SHA256: hex.EncodeToString(hw.h.Sum(nil)), Linked: p.linked}
-	if p.tar != nil && (p.deferred == nil || o.Format == TarZst) {
+	if p.tar != nil {
 		d.TarSize, d.TarSHA256 = p.tar.n, hex.EncodeToString(p.tar.h.Sum(nil))
 	}
 	return d, nil
@@ -260,11 +262,12 @@ type packer struct {
 	deferred *Entry
 	// hole, when set, is called with the deferred entry's size before its
 	// placeholder bytes are written.
-	hole   func(size int64) error
-	fill   []byte         // the deferred entry's content, when known before packing
-	links  *linker        // with Options.LinkDuplicates, while packing
-	linked Saved          // what links saved, when it is done before packing
-	tar    *hashingWriter // the uncompressed stream, as writeAll wrote it
+	hole    func(size int64) error
+	fill    []byte         // the deferred entry's content, when known before packing
+	links   *linker        // with Options.LinkDuplicates, while packing
+	linked  Saved          // what links saved, when it is done before packing
+	tar     *hashingWriter // the uncompressed stream, as writeAll wrote it
+	hashTar bool           // whether writeAll hashes it
 }
 
 // wholeFileLimit is the largest file read into memory to compare it with
@@ -346,8 +349,11 @@ func (p *packer) packZstd(ctx context.Context, out io.Writer, entries []Entry) e
 
 // writeAll writes the tar stream of entries, and its end, to w.
 func (p *packer) writeAll(ctx context.Context, w io.Writer, entries []Entry) error {
-	p.tar = &hashingWriter{w: w, h: sha256.New()}
-	tw := tar.NewWriter(p.tar)
+	if p.hashTar {
+		p.tar = &hashingWriter{w: w, h: sha256.New()}
+		w = p.tar
+	}
+	tw := tar.NewWriter(w)
 	for i := range entries {
 		if err := ctx.Err(); err != nil {
 			return err
