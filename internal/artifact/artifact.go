@@ -5,7 +5,8 @@
 // re-derived from the file on disk; a release read back from dist/ is
 // checked once, when it is loaded.
 //
-// A new kind of published thing is a Kind constant here; the channels that carry it switch on Kind in Publish and return
+// A new kind of published thing is a Kind constant here; the channels
+// that carry it switch on Kind in Publish and return
 // the zero Location for kinds they do not carry, and Entry records it in
 // the manifest if the manifest names it.
 package artifact
