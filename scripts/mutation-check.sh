@@ -197,7 +197,8 @@ mutation keyless-any-ref "nothing runs unverified" \
 # digest, which another target's tarball passes.
 mutation start-script-gzip-t "nothing runs unverified" \
 	./cmd/fwrelease '^TestStartScript$/^bash$/^curl$' \
-	internal/inject/start.sh.tmpl '\[ "\$h" = "\$w" \] \|\| return 1' '[ "$e" = 0 ] || return 1'
+	internal/inject/start.sh.tmpl '\[ "\$h" = "\$w" \] \|\| return 1' '[ "$e" = 0 ] || return 1' \
+	internal/inject/start.sh.tmpl '\[ "\$h" = "\$1" \] \|\| return 1' '[ "$e" = 0 ] || return 1'
 mutation start-script-cache-unchecked "nothing runs unverified" \
 	./cmd/fwrelease '^TestStartScript$/^bash$/^curl$' \
 	internal/inject/start.sh.tmpl 'if (hit \$K [^;]*); then' 'if ${1} || :; then'
