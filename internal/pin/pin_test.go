@@ -167,13 +167,7 @@ func TestPlanRefuses(t *testing.T) {
 // records, run by a real Python; a target without one, or a snapshot's
 // local layout reference, is a LookupError naming what there is.
 func TestModuleImages(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs python3; skipped with -short")
-	}
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Fatalf("python3 is needed: apt-get install -y python3 (%v)", err)
-	}
+	py := needPython(t)
 	r := release(t)
 	ref := func(c string) string { return "registry.example/flash-worker@sha256:" + strings.Repeat(c, 64) }
 	r.Manifest.Artifacts[0].Images = &manifest.Images{Mount: ref("a"), Overlay: map[string]string{"cpu": ref("b")}}
@@ -213,13 +207,7 @@ assert "py3.10-cpu-linux-x86_64" in lookup_error(rel.mount, "3.9")
 // (file:// only), or that has none, is a LookupError naming it; an
 // override tarball wins over layers.
 func TestModuleLayers(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs python3; skipped with -short")
-	}
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Fatalf("python3 is needed: apt-get install -y python3 (%v)", err)
-	}
+	py := needPython(t)
 	r := release(t)
 	layer := func(name, c string, urls ...string) manifest.Layer {
 		return manifest.Layer{Name: name, Digest: "sha256:" + strings.Repeat(c, 64), Size: 100, DiffID: "sha256:" + strings.Repeat(c+"1", 32), TarSize: 10240, URLs: urls}
@@ -264,4 +252,18 @@ assert "https://staging.example/fw.tar.gz" in s and s != want, "the override tar
 	if out, err := exec.Command(py, "-I", "-c", check, filepath.Dir(mod), dir).CombinedOutput(); err != nil {
 		t.Errorf("the module's layered scripts: %v\n%s", err, out)
 	}
+}
+
+// needPython skips under -short, else returns python3 or fails the test
+// with how to install it.
+func needPython(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs python3; skipped with -short")
+	}
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Fatalf("python3 is needed: apt-get install -y python3 (%v)", err)
+	}
+	return py
 }
