@@ -49,12 +49,14 @@ func (o Options) layerFile(ctx context.Context, a manifest.Artifact, l manifest.
 	h := sha256.New()
 	// The uncompressed stream is hashed on the way, for the diff ID a
 	// start script checks the volume's copy against.
-	pr, pw := io.Pipe()
-	diff := make(chan stream, 1)
-	go func() { diff <- uncompressed(pr, l.TarSize) }()
 	var w io.Writer = h
+	diff := make(chan stream, 1)
+	pr, pw := io.Pipe()
 	if l.DiffID != "" {
+		go func() { diff <- uncompressed(pr, l.TarSize) }()
 		w = io.MultiWriter(h, pw)
+	} else {
+		diff <- stream{}
 	}
 	n, err := io.Copy(w, io.LimitReader(body, l.Size+1))
 	pw.Close()
