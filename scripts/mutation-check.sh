@@ -215,7 +215,7 @@ mutation start-script-layer-unchecked "nothing runs unverified" \
 	internal/inject/start.sh.tmpl '\[ "\$h" = "\$w" \] \|\| return 1' '[ -n "$h" ] || return 1'
 mutation start-script-layer-tree-kept "nothing runs unverified" \
 	./internal/inject '^TestLayeredStartScript$/^bash$/^python$' \
-	internal/inject/start.sh.tmpl 'rm -rf "\$W/t"\n  mkdir "\$W/t"' 'mkdir -p "$W/t"'
+	internal/inject/start.sh.tmpl '\{ rm -rf "\$W/t"; mkdir "\$W/t"; \}' ':'
 # A co-tenant on the volume (issue 28, finding 2): the cache directories are
 # used only when they are the volume's own, not symlinks to local ones.
 mutation start-script-symlinked-cache "a hostile volume costs the cache" \
