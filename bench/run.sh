@@ -69,7 +69,7 @@ tests, behind the same 50 MB/s link): its upgrade downloads only the worker laye
 overlay and mount images, pulled by podman (its paragraph says what is timed and what the host
 held). Each case's "× floor" is against the unslimmed tarball's floor. Written
 on $(date -u +%Y-%m-%d) on this machine ($(nproc) cores; the load average was $(cut -d' ' -f1-3 /proc/loadavg)
-at the end; above 2 would mean other work shared the cores). The tarball server, the registry proxy and the GitHub fake share one throttled link, on which a lone 14 MB transfer takes ~0.49 s (~29 MB/s, not the nominal 50): the floor's transfer row is that measured time.
+at the end; above 2 would mean other work shared the cores). The tarball server, the registry proxy and the GitHub fake share one throttled link of 50 MB/s (a lone 14 MB transfer takes ~0.28 s at the server, ~0.3 s at a client that connects): the floor's transfer row is the time measured by a client.
 MD
 }
 if [ $only_coldstart = 1 ]; then
