@@ -227,6 +227,10 @@ mutation start-script-unbounded-download "bounded downloads" \
 	./cmd/fwrelease '^TestStartScriptBoundedDownloads$/^bash$/^curl$/^endless$' \
 	internal/inject/start.sh.tmpl 'head -c \$\(\(b \+ 1\)\) \|' 'cat |' \
 	internal/inject/start.sh.tmpl ' --max-filesize \$n' ''
+# python3 alone bounds what it reads itself: no head -c on that path.
+mutation start-script-python-unbounded "bounded downloads" \
+	./cmd/fwrelease '^TestStartScriptBoundedDownloads$/^dash$/^python$/^endless$' \
+	internal/inject/start.sh.tmpl 'int\(a\[4\]\) \+ 1' '1 << 62'
 
 if [ "${1:-}" = -l ]; then
 	for i in "${!names[@]}"; do
