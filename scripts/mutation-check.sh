@@ -222,6 +222,11 @@ mutation start-script-symlinked-cache "a hostile volume costs the cache" \
 	./cmd/fwrelease '^TestStartScriptHostileVolume$/^bash$/^sha256_is_a_symlink_to_a_local_directory$' \
 	internal/inject/start.sh.tmpl '\[ "\$PWD" = "\$R" \] && ' '' \
 	internal/inject/start.sh.tmpl ' && \[ "\$PWD" = "\$R/sha256" \]' ''
+# A co-tenant that makes the blob's final name a symlink to a local
+# directory: mv -T replaces the name instead of moving into the directory.
+mutation start-script-mv-into-symlink "a hostile volume costs the cache" \
+	./cmd/fwrelease '^TestStartScriptHostileVolume$/^bash$/^the_blob.s_name_becomes' \
+	internal/inject/start.sh.tmpl 'mv -fT "\$S" "\$B"' 'mv -f "$S" "$B"'
 # Downloads stop at the release's size (issue 28, finding 3).
 mutation start-script-unbounded-download "bounded downloads" \
 	./cmd/fwrelease '^TestStartScriptBoundedDownloads$/^bash$/^curl$/^endless$' \

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -137,8 +138,16 @@ func TestStartScriptHostileVolume(t *testing.T) {
 		{name: "sha256 becomes a symlink as the script creates it", shims: map[string]string{
 			"mkdir": `case "$*" in *sha256*) cd "$CACHE" && { mv sha256 sha256.real; ln -s "$VICTIM" sha256; } 2>/dev/null; cd - >/dev/null ;; esac`,
 		}},
-		{name: "the temporary name is taken by a symlink once chosen", shims: map[string]string{
-			"mktemp": `case "$1" in -u) n=$(` + "$(command -v mktemp.real)" + ` "$@"); ln -s "$VICTIM/target" "$n"; echo "$n"; exit 0 ;; esac`,
+		// The blob's temporary name is .tmp.<the private directory's random
+		// part>.<hex>: a co-tenant that learned it as the directory is made.
+		{name: "the temporary name is taken by a symlink once chosen", prepare: func(t *testing.T, blobs, _ string) {
+			os.MkdirAll(blobs, 0o755)
+		}, shims: map[string]string{
+			"mkdir": `case "$1" in *.tmp.*) ln -s "$VICTIM/target" "$CACHE/sha256/.tmp.${1##*.}.${BLOB%%.*}" ;; esac`,
+		}, check: func(t *testing.T, _, blobs string) {
+			if !slices.ContainsFunc(listDir(blobs), func(n string) bool { return strings.HasPrefix(n, ".tmp.") }) {
+				t.Errorf("the symlink on the temporary name was not made, so this case tried nothing: %v", listDir(blobs))
+			}
 		}},
 		{name: "the temporary file is swapped for a symlink before it is written", shims: map[string]string{
 			"cp": swapTemp, "tee": swapTemp, "chmod": swapTemp,
@@ -223,16 +232,13 @@ func TestStartScriptHostileVolume(t *testing.T) {
 				before := dirState(t, victim)
 				c := container{t: t, rel: rel, shell: shell, image: "curl", url: srv.URL + "/" + a.File,
 					fwDir: filepath.Join(root, "opt", "flash-worker"), cacheDir: filepath.Dir(blobs)}
-				h := hostileStart{c: c, py: py, box: toolbox(t, py, images["curl"]...), limit: 20 * time.Second,
+				// ln for the co-tenant's shims (the start script needs none).
+				h := hostileStart{c: c, py: py, box: toolbox(t, py, append(images["curl"], "ln")...), limit: 20 * time.Second,
 					env: []string{"VICTIM=" + victim, "CACHE=" + filepath.Dir(blobs), "BLOB=" + blob}}
 				if tt.limit != 0 {
 					h.limit = tt.limit
 				}
 				for tool, act := range tt.shims {
-					if tool == "mktemp" {
-						p, _ := exec.LookPath("mktemp")
-						os.Symlink(p, filepath.Join(h.box, "mktemp.real"))
-					}
 					shim(t, h.box, tool, act)
 				}
 				out, took := h.run(t, a.Target.ID)
