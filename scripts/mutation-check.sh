@@ -216,6 +216,11 @@ mutation start-script-layer-unchecked "nothing runs unverified" \
 mutation start-script-layer-tree-kept "nothing runs unverified" \
 	./internal/inject '^TestLayeredStartScript$/^bash$/^python$' \
 	internal/inject/start.sh.tmpl '\{ rm -rf "\$W/t"; mkdir "\$W/t"; \}' ':'
+# A layer's download is inflated at most to its tar_size (+1): a gzip bomb
+# from a mirror costs that much disk, not a thousand times its size.
+mutation start-script-layer-unbounded-inflate "bounded downloads" \
+	./internal/inject '^TestLayeredStartScriptGzipBomb$/^dash$/^python$' \
+	internal/inject/start.sh.tmpl '2>/dev/null \| head -c \$\(\(y \+ 1\)\) \|' '2>/dev/null |'
 # A co-tenant on the volume (issue 28, finding 2): the cache directories are
 # used only when they are the volume's own, not symlinks to local ones.
 mutation start-script-symlinked-cache "a hostile volume costs the cache" \

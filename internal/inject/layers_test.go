@@ -1,10 +1,14 @@
 package inject
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -80,6 +84,10 @@ func layeredRelease(t *testing.T, srv *layerServer, worker string, extra ...stri
 		"src/worker.txt":              worker,
 		"site-packages/dep/data.txt":  "dep-1\n",
 		"site-packages/dep/filler.py": strings.Repeat("# the dependency's bulk\n", 4000),
+		// Incompressible, and the same in every release: a gzip bomb in the
+		// deps layer's place could inflate to ~1000 times the layer's size
+		// before the download's own bound stops it.
+		"site-packages/dep/lib.so": string(noise(64 << 10)),
 	} {
 		os.MkdirAll(filepath.Join(tree, filepath.Dir(name)), 0o755)
 		if err := os.WriteFile(filepath.Join(tree, name), []byte(body), 0o755); err != nil {
@@ -109,6 +117,16 @@ func layeredRelease(t *testing.T, srv *layerServer, worker string, extra ...stri
 		a.Layers = append(a.Layers, manifest.Layer{Name: l.Name, Digest: l.Digest, Size: l.Size, DiffID: l.DiffID, TarSize: l.TarSize, URLs: []string{srv.URL + p}})
 	}
 	return a
+}
+
+// noise is n bytes that do not compress, the same in every call.
+func noise(n int) []byte {
+	r := rand.New(rand.NewPCG(1, 2))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
 }
 
 // cachedName is a layer's name on the volume: its uncompressed stream, by
@@ -307,5 +325,102 @@ func TestLayeredStartScript(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// bomb is a gzip tar stream holding one file of n zero bytes: a few hundred
+// KB that inflate to n.
+func bomb(t *testing.T, n int64) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	gz, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	tw := tar.NewWriter(gz)
+	tw.WriteHeader(&tar.Header{Name: "bomb", Mode: 0o644, Size: n, Typeflag: tar.TypeReg})
+	zeros := make([]byte, 1<<20)
+	for left := n; left > 0; left -= int64(len(zeros)) {
+		tw.Write(zeros[:min(left, int64(len(zeros)))])
+	}
+	tw.Close()
+	gz.Close()
+	return buf.Bytes()
+}
+
+// largest is the most bytes of regular files under the directories at any
+// moment, polled until stop is closed.
+func largest(dirs []string, stop <-chan struct{}) <-chan int64 {
+	out := make(chan int64, 1)
+	go func() {
+		var most int64
+		for {
+			var now int64
+			for _, d := range dirs {
+				filepath.Walk(d, func(_ string, fi os.FileInfo, err error) error {
+					if err == nil && fi.Mode().IsRegular() {
+						now += fi.Size()
+					}
+					return nil
+				})
+			}
+			most = max(most, now)
+			select {
+			case <-stop:
+				out <- most
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
+	}()
+	return out
+}
+
+// A mirror serving a gzip bomb for a layer: the script inflates at most the
+// layer's tar_size (+1) bytes of it, so the private directory and the
+// volume never hold more than that, and the next mirror's layer boots. The
+// mirror is named either way: curl, cut off mid-stream, says its download
+// failed; python3 reads to the end and finds the digest differs.
+func TestLayeredStartScriptGzipBomb(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the start script with curl and python3")
+	}
+	t.Parallel()
+	const inflated = 128 << 20
+	for _, run := range []struct{ shell, image string }{{"dash", "python"}, {"bash", "curl"}} {
+		t.Run(run.shell+"/"+run.image, func(t *testing.T) {
+			t.Parallel()
+			srv := newLayerServer(t)
+			a := layeredRelease(t, srv, "v1\n", "src/a.txt")
+			srv.mu.Lock()
+			srv.blobs["/bomb"] = bomb(t, inflated)
+			srv.mu.Unlock()
+			a.Layers = slices.Clone(a.Layers)
+			deps := a.Layers[0]
+			a.Layers[0].URLs = []string{srv.URL + "/bomb", srv.URL + layerPath(deps)}
+			path := pathOf(t, append(append([]string{run.shell}, startTools...), downloaders[run.image]...))
+			root := t.TempDir()
+			fwDir, cache := filepath.Join(root, "opt", "flash-worker"), filepath.Join(root, "vol", ".flash-worker")
+			os.MkdirAll(filepath.Dir(fwDir), 0o755)
+			os.MkdirAll(filepath.Dir(cache), 0o755)
+			script, err := Script("1.2.0", a, Options{Layers: true, AllowInsecure: true, FWDir: fwDir, CacheDir: cache})
+			if err != nil {
+				t.Fatal(err)
+			}
+			stop := make(chan struct{})
+			most := largest([]string{filepath.Dir(fwDir), filepath.Dir(cache)}, stop)
+			cmd := exec.Command(filepath.Join(path, run.shell), "-c", script)
+			cmd.Env = []string{"PATH=" + path, "HOME=" + t.TempDir()}
+			out, err := cmd.CombinedOutput()
+			close(stop)
+			if err != nil || !strings.HasSuffix(string(out), "worker v1 deps dep-1\n") || !regexp.MustCompile(`/bomb: (not the release|download failed)`).MatchString(string(out)) {
+				t.Fatalf("exit %v; want the bomb refused and the next mirror's layers booted:\n%s", err, out)
+			}
+			n := <-most
+			t.Logf("at most %d bytes on disk at once", n)
+			// The legitimate tree and cache are well under a MiB here; an
+			// unbounded inflation of the bomb's first deps.Size bytes passes
+			// 16 MiB.
+			if n > 16<<20 {
+				t.Errorf("%d bytes on disk at once while the %d-byte bomb was refused (the deps layer's tar_size is %d)", n, inflated, deps.TarSize)
+			}
+		})
 	}
 }
