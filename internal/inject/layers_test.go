@@ -199,7 +199,8 @@ func TestLayeredStartScript(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					cmd := exec.Command(filepath.Join(path, shell), "-c", script)
+					// umask 000: the tree's mode must not follow it.
+					cmd := exec.Command(filepath.Join(path, shell), "-c", "umask 000\n"+script)
 					cmd.Env = []string{"PATH=" + path, "HOME=" + t.TempDir()}
 					out, err := cmd.CombinedOutput()
 					return string(out), err
@@ -215,6 +216,9 @@ func TestLayeredStartScript(t *testing.T) {
 					last = out
 					if !regexp.MustCompile(`(?m)^flash-worker: 1\.2\.0 cache=` + telemetry + `$`).MatchString(out) {
 						t.Errorf("%s: no telemetry line \"cache=%s\":\n%s", what, telemetry, out)
+					}
+					if fi, err := os.Stat(fwDir); err != nil || fi.Mode().Perm() != 0o755 {
+						t.Errorf("%s: --fw-dir %v, want mode 0755 whatever the umask (%v)", what, fi.Mode(), err)
 					}
 					if m, _ := os.ReadFile(filepath.Join(fwDir, ".fw-sha256")); strings.TrimSpace(string(m)) != a.SHA256 {
 						t.Errorf("%s: the restart marker is %q, want the artifact's sha256", what, m)
