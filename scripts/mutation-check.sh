@@ -241,6 +241,13 @@ mutation start-script-unbounded-download "bounded downloads" \
 mutation start-script-python-unbounded "bounded downloads" \
 	./cmd/fwrelease '^TestStartScriptBoundedDownloads$/^dash$/^python$/^endless$' \
 	internal/inject/start.sh.tmpl 'int\(a\[4\]\) \+ 1' '1 << 62'
+# python3 imports nothing that compiles for long in a fresh container.
+mutation start-script-python-idna "fast python3 start" \
+	./cmd/fwrelease '^TestStartScriptPythonImports$' \
+	internal/inject/start.sh.tmpl 'getaddrinfo\(h\.encode\(\) if h\.isascii\(\) else h,' 'getaddrinfo(h,'
+mutation start-script-python-ssl "fast python3 start" \
+	./cmd/fwrelease '^TestStartScriptPythonImports$' \
+	internal/inject/start.sh.tmpl '__slots__ = \("__weakref__",\)' '__slots__ = ()'
 
 if [ "${1:-}" = -l ]; then
 	for i in "${!names[@]}"; do

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -235,6 +236,43 @@ func TestStartScript(t *testing.T) {
 					t.Errorf("a redirect to plain http was followed (%d requests)", n)
 				}
 			})
+		}
+	}
+}
+
+// python3's download over https imports none of the modules that cost a
+// fresh container its compiling (python:slim ships no bytecode): not ssl
+// or socket (it speaks through _ssl and _socket), not the idna codec (a
+// host given to getaddrinfo as str), not urllib or hashlib.
+func TestStartScriptPythonImports(t *testing.T) {
+	t.Parallel()
+	rel := httpsRelease(t)
+	a, _ := rel.m.Find("py3.11-cpu-linux-x86_64")
+	srv := newReleaseServer(t, rel.dir)
+	dir := t.TempDir()
+	imports := filepath.Join(dir, "imports")
+	wrapper := filepath.Join(dir, "python3-importtime")
+	py := python(t, "3.11")
+	os.WriteFile(wrapper, []byte("#!/bin/sh\n[ \"$3\" != - ] || exec "+py+" -X importtime \"$@\" 2>>"+imports+"\nexec "+py+" \"$@\"\n"), 0o755)
+	c := container{t: t, rel: rel, shell: "/bin/dash", image: "python", fwDir: filepath.Join(dir, "opt", "flash-worker"),
+		cacheDir: filepath.Join(dir, "volume", ".flash-worker"), url: srv.URL + "/hop/" + a.File}
+	out, err := c.start("py3.11-cpu-linux-x86_64", wrapper)
+	if err != nil || !strings.HasSuffix(out, booted("3.11")) {
+		t.Fatalf("cold start: %v\n%s", err, out)
+	}
+	log, _ := os.ReadFile(imports)
+	var seen []string
+	for _, line := range strings.Split(string(log), "\n") {
+		if f := strings.Split(line, "|"); len(f) == 3 && strings.HasPrefix(line, "import time:") {
+			seen = append(seen, strings.TrimSpace(f[2]))
+		}
+	}
+	if !slices.Contains(seen, "_ssl") {
+		t.Fatalf("the download did not go through _ssl; imported: %v", seen)
+	}
+	for _, m := range []string{"ssl", "socket", "encodings.idna", "re", "enum", "urllib.request", "hashlib"} {
+		if slices.Contains(seen, m) {
+			t.Errorf("the download imported %s; imported: %v", m, seen)
 		}
 	}
 }
