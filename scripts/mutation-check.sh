@@ -206,7 +206,7 @@ mutation start-script-cache-unchecked "nothing runs unverified" \
 # nothing behind (the private directory goes) and run nothing.
 mutation start-script-stream-mismatch-kept "nothing runs unverified" \
 	./cmd/fwrelease '^TestStartScript$/^dash$/^python$' \
-	internal/inject/start.sh.tmpl 'trap "rm -rf \$W" EXIT' ':'
+	internal/inject/start.sh.tmpl 'trap "rm -rf \$W \$W\.t" EXIT' ':'
 # The layered script (issue 26, item 5): every layer is checked against its
 # digest, and a layer that mismatched after extracting over the others
 # costs the whole tree, not just that layer.
@@ -215,7 +215,7 @@ mutation start-script-layer-unchecked "nothing runs unverified" \
 	internal/inject/start.sh.tmpl '\[ "\$h" = "\$w" \] \|\| return 1' '[ -n "$h" ] || return 1'
 mutation start-script-layer-tree-kept "nothing runs unverified" \
 	./internal/inject '^TestLayeredStartScript$/^bash$/^python$' \
-	internal/inject/start.sh.tmpl '\{ rm -rf "\$W/t"; mkdir -m 755 "\$W/t"; \}' ':'
+	internal/inject/start.sh.tmpl '\{ rm -rf "\$W\.t"; mkdir -m 755 "\$W\.t"; \}' ':'
 # A layer's download is inflated at most to its tar_size (+1): a gzip bomb
 # from a mirror costs that much disk, not a thousand times its size.
 mutation start-script-layer-unbounded-inflate "bounded downloads" \

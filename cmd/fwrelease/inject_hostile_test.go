@@ -143,7 +143,7 @@ func TestStartScriptHostileVolume(t *testing.T) {
 		{name: "the temporary name is taken by a symlink once chosen", prepare: func(t *testing.T, blobs, _ string) {
 			os.MkdirAll(blobs, 0o755)
 		}, shims: map[string]string{
-			"mkdir": `for d; do case $d in */t) ;; *.tmp.*) ln -s "$VICTIM/target" "$CACHE/sha256/.tmp.${d##*.}.${BLOB%%.*}" ;; esac; done`,
+			"mkdir": `for d; do case $d in *.t) ;; *.tmp.*) ln -s "$VICTIM/target" "$CACHE/sha256/.tmp.${d##*.}.${BLOB%%.*}" ;; esac; done`,
 		}, check: func(t *testing.T, _, blobs string) {
 			if !slices.ContainsFunc(listDir(blobs), func(n string) bool { return strings.HasPrefix(n, ".tmp.") }) {
 				t.Errorf("the symlink on the temporary name was not made, so this case tried nothing: %v", listDir(blobs))
