@@ -241,6 +241,11 @@ mutation start-script-unbounded-download "bounded downloads" \
 mutation start-script-python-unbounded "bounded downloads" \
 	./cmd/fwrelease '^TestStartScriptBoundedDownloads$/^dash$/^python$/^endless$' \
 	internal/inject/start.sh.tmpl 'int\(a\[4\]\) \+ 1' '1 << 62'
+# The C library's answer comes in the background: a volume hit must still
+# wait for it before exec, and an unfit image runs nothing.
+mutation start-script-libc-unchecked-hit "nothing runs on an unfit image" \
+	./cmd/fwrelease '^TestStartScriptPreflight$' \
+	internal/inject/start.sh.tmpl 'fetch\nlibc' 'fetch'
 # python3 imports nothing that compiles for long in a fresh container.
 mutation start-script-python-idna "fast python3 start" \
 	./cmd/fwrelease '^TestStartScriptPythonImports$' \

@@ -431,6 +431,8 @@ func TestStartScriptHostileTarball(t *testing.T) {
 
 // A base image the worker cannot run on is told so before any download:
 // which tools are missing, or that its C library is not glibc >= 2.28.
+// With the blob already on the volume (the C library is asked in the
+// background while a hit extracts), nothing runs and no tree is left.
 func TestStartScriptPreflight(t *testing.T) {
 	rel := httpsRelease(t)
 	a, _ := rel.m.Find("py3.11-cpu-linux-x86_64")
@@ -455,35 +457,55 @@ func TestStartScriptPreflight(t *testing.T) {
 		{"old glibc", without(images["curl"], "getconf"), "getconf:glibc 2.17", "glibc 2.17 < 2.28"},
 		{"no libc tools at all", without(images["curl"], "getconf"), "", "no glibc"},
 	}
+	blob, err := os.ReadFile(filepath.Join(rel.dir, a.File))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, shell := range []string{"/bin/bash", "/bin/dash"} {
 		for _, tt := range tests {
-			t.Run(filepath.Base(shell)+"/"+tt.name, func(t *testing.T) {
-				t.Parallel()
-				srv := newReleaseServer(t, rel.dir)
-				root := t.TempDir()
-				c := container{t: t, rel: rel, shell: shell, image: "curl", url: srv.URL + "/" + a.File,
-					fwDir: filepath.Join(root, "opt", "flash-worker"), cacheDir: filepath.Join(root, "vol", ".flash-worker")}
-				box := t.TempDir()
-				for _, tool := range tt.tools {
-					p, err := exec.LookPath(tool)
-					if err != nil {
-						t.Fatalf("%s is needed by this test: %v", tool, err)
+			for _, cached := range []bool{false, true} {
+				name := filepath.Base(shell) + "/" + tt.name
+				if cached {
+					name += "/blob on the volume"
+				}
+				t.Run(name, func(t *testing.T) {
+					t.Parallel()
+					srv := newReleaseServer(t, rel.dir)
+					root := t.TempDir()
+					c := container{t: t, rel: rel, shell: shell, image: "curl", url: srv.URL + "/" + a.File,
+						fwDir: filepath.Join(root, "opt", "flash-worker"), cacheDir: filepath.Join(root, "vol", ".flash-worker")}
+					if cached {
+						os.MkdirAll(filepath.Join(c.cacheDir, "sha256"), 0o755)
+						os.WriteFile(filepath.Join(c.cacheDir, "sha256", a.SHA256+".tar.gz"), blob, 0o644)
 					}
-					os.Symlink(p, filepath.Join(box, tool))
-				}
-				if tool, text, ok := strings.Cut(tt.libc, ":"); ok {
-					os.WriteFile(filepath.Join(box, tool), []byte("#!/bin/sh\necho \""+text+"\"\n"), 0o755)
-				}
-				cmd := exec.Command(shell, "-c", c.script(a.Target.ID))
-				cmd.Env = append([]string{"PATH=" + box}, rel.env()...)
-				out, err := cmd.CombinedOutput()
-				if err == nil || !strings.Contains(string(out), "this image cannot run flash-worker 1.2.0:") || !strings.Contains(string(out), tt.want) {
-					t.Errorf("exit %v; want a failure saying %q:\n%s", err, tt.want, out)
-				}
-				if n := srv.downloads.Load(); n != 0 {
-					t.Errorf("%d downloads before the image was found unfit", n)
-				}
-			})
+					box := t.TempDir()
+					for _, tool := range tt.tools {
+						p, err := exec.LookPath(tool)
+						if err != nil {
+							t.Fatalf("%s is needed by this test: %v", tool, err)
+						}
+						os.Symlink(p, filepath.Join(box, tool))
+					}
+					if tool, text, ok := strings.Cut(tt.libc, ":"); ok {
+						os.WriteFile(filepath.Join(box, tool), []byte("#!/bin/sh\necho \""+text+"\"\n"), 0o755)
+					}
+					cmd := exec.Command(shell, "-c", c.script(a.Target.ID))
+					cmd.Env = append([]string{"PATH=" + box}, rel.env()...)
+					out, err := cmd.CombinedOutput()
+					if err == nil || !strings.Contains(string(out), "this image cannot run flash-worker 1.2.0:") || !strings.Contains(string(out), tt.want) {
+						t.Errorf("exit %v; want a failure saying %q:\n%s", err, tt.want, out)
+					}
+					if n := srv.downloads.Load(); n != 0 {
+						t.Errorf("%d downloads before the image was found unfit", n)
+					}
+					if strings.Contains(string(out), " ok python ") {
+						t.Errorf("the worker ran on an unfit image:\n%s", out)
+					}
+					if got := listDir(filepath.Join(root, "opt")); len(got) != 0 {
+						t.Errorf("left %v beside --fw-dir", got)
+					}
+				})
+			}
 		}
 	}
 }
