@@ -208,7 +208,14 @@ func TestStartScriptHostileVolume(t *testing.T) {
 				}
 			}
 			if pattern != 3 || junk != 20000 {
-				t.Errorf("after pruning: %d blobs (want 3, the newest) and %d other names (want all 20000 left)", pattern, junk)
+				t.Errorf("after pruning: %d blobs (want 3: this release's and two more, beside its tar stream) and %d other names (want all 20000 left)", pattern, junk)
+			}
+			// The release's own files are the newest, however many names
+			// find hands on in batches.
+			for _, own := range []string{blob, strings.TrimPrefix(a.DiffID, "sha256:") + ".tar"} {
+				if _, err := os.Stat(filepath.Join(blobs, own)); err != nil {
+					t.Errorf("pruning took the release's own %s", own)
+				}
 			}
 		}},
 	}

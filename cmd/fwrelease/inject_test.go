@@ -36,7 +36,7 @@ func toolbox(t *testing.T, python string, tools ...string) string {
 // What the start script needs besides a downloader and sha256sum; coreutils,
 // findutils, sed, tar and gzip are in every Debian and Ubuntu base image.
 var baseTools = []string{"sh", "bash", "tar", "gzip", "mktemp", "cat", "rm", "mv", "cp", "mkdir", "cut", "sleep",
-	"chmod", "touch", "ls", "tail", "find", "sed", "tr", "dirname", "mkfifo", "head", "tee", "xargs", "timeout", "getconf"}
+	"chmod", "touch", "ls", "tail", "sort", "find", "sed", "tr", "dirname", "mkfifo", "head", "tee", "xargs", "timeout", "getconf"}
 
 // images are the downloaders a base image may have: curl, else wget, else
 // only python3 (and then no sha256sum either, as in python:3.X-slim).
@@ -112,6 +112,8 @@ func TestStartScript(t *testing.T) {
 				cache := filepath.Join(vol, ".flash-worker")
 				blobs := filepath.Join(cache, "sha256")
 				blob310 := filepath.Join(blobs, a310.SHA256+".tar.gz")
+				tar310 := filepath.Join(blobs, strings.TrimPrefix(a310.DiffID, "sha256:")+".tar")
+				tar311 := filepath.Join(blobs, strings.TrimPrefix(a311.DiffID, "sha256:")+".tar")
 				newContainer := func() container {
 					return container{t: t, rel: rel, shell: shell, image: image,
 						fwDir: filepath.Join(t.TempDir(), "opt", "flash-worker"), cacheDir: cache}
@@ -138,14 +140,27 @@ func TestStartScript(t *testing.T) {
 				expectBoot("py3.10 cold", newContainer(), "py3.10-cpu-linux-x86_64", "3.10")
 				expectTelemetry(t, "py3.10 cold", fmt.Sprintf("download bytes=%d download_ms=[0-9]+ verify_ms=[0-9]+ extract_ms=[0-9]+", a310.Size))
 				expectBoot("py3.11 cold", newContainer(), "py3.11-cpu-linux-x86_64", "3.11")
-				if got := listDir(blobs); len(got) != 2 {
-					t.Errorf("two targets should leave two blobs: %v", got)
+				// Each keeps its tarball and its uncompressed tar stream.
+				want := []string{a310.SHA256 + ".tar.gz", filepath.Base(tar310), a311.SHA256 + ".tar.gz", filepath.Base(tar311)}
+				if got := listDir(blobs); len(got) != 4 || !slices.Contains(got, want[0]) || !slices.Contains(got, want[1]) || !slices.Contains(got, want[2]) || !slices.Contains(got, want[3]) {
+					t.Errorf("two targets should leave %v, the volume holds %v", want, got)
 				}
+				if got, _ := archive.FileSHA256(tar310); "sha256:"+got != a310.DiffID {
+					t.Errorf("the volume's tar stream has sha256 %s, the manifest's diff_id is %s", got, a310.DiffID)
+				}
+				// A hit takes the tar stream (no decompressing): with the
+				// tarball away, the start still downloads nothing.
 				before := srv.downloads.Load()
 				srv.mode.Store("missing")
 				third := newContainer()
+				os.Rename(blob310, vol+".tarball")
 				expectBoot("py3.10 from the volume", third, "py3.10-cpu-linux-x86_64", "3.10")
 				expectTelemetry(t, "py3.10 from the volume", "volume bytes=0 download_ms=[0-9]+ verify_ms=[0-9]+ extract_ms=[0-9]+")
+				os.Rename(vol+".tarball", blob310)
+				if n := srv.downloads.Load() - before; n != 0 {
+					t.Errorf("a start with the tar stream on the volume downloaded %d times", n)
+				}
+				expectBoot("py3.10 from the volume's tarball", newContainer(), "py3.10-cpu-linux-x86_64", "3.10")
 				if n := srv.downloads.Load() - before; n != 0 {
 					t.Errorf("a start with the blob on the volume downloaded %d times", n)
 				}
@@ -163,15 +178,33 @@ func TestStartScript(t *testing.T) {
 				os.WriteFile(filepath.Join(third.fwDir, "bootstrap.sh"), []byte("#!/bin/sh\necho stale tree ran\n"), 0o755)
 				expectBoot("restart with a stale tree", third, "py3.10-cpu-linux-x86_64", "3.10")
 
+				// A tar stream tampered on the volume (here: another target's)
+				// is removed, never run; the tarball beside it serves.
+				srv.mode.Store("")
+				otherTar, _ := os.ReadFile(tar311)
+				os.WriteFile(tar310, otherTar, 0o644)
+				before = srv.downloads.Load()
+				expectBoot("tampered tar stream", newContainer(), "py3.10-cpu-linux-x86_64", "3.10")
+				if _, err := os.Stat(tar310); err == nil {
+					t.Errorf("the tampered tar stream was left on the volume")
+				}
+				if !strings.Contains(last, filepath.Base(tar310)+" is not the release; replacing it") {
+					t.Errorf("tampered tar stream: no message:\n%s", last)
+				}
+				if n := srv.downloads.Load() - before; n != 0 {
+					t.Errorf("with the tarball on the volume, a tampered tar stream took %d downloads", n)
+				}
 				// A blob tampered on the volume (here: another target's valid
 				// tarball) is replaced, never run.
-				srv.mode.Store("")
 				other, _ := os.ReadFile(filepath.Join(rel.dir, a311.File))
 				os.WriteFile(blob310, other, 0o644)
 				before = srv.downloads.Load()
 				expectBoot("tampered blob", newContainer(), "py3.10-cpu-linux-x86_64", "3.10")
 				if got, _ := archive.FileSHA256(blob310); got != a310.SHA256 {
 					t.Errorf("the tampered blob was not replaced: sha256 %s", got)
+				}
+				if got, _ := archive.FileSHA256(tar310); "sha256:"+got != a310.DiffID {
+					t.Errorf("the download did not keep its tar stream: sha256 %q", got)
 				}
 				if n := srv.downloads.Load() - before; n != 1 {
 					t.Errorf("replacing the tampered blob took %d downloads, want 1", n)
@@ -312,8 +345,9 @@ func TestStartScriptConcurrentContainers(t *testing.T) {
 					t.Errorf("container %d: %v\n%s", i, errs[i], outs[i])
 				}
 			}
-			if got := listDir(filepath.Join(cache, "sha256")); len(got) != 1 || got[0] != a.SHA256+".tar.gz" {
-				t.Errorf("the volume holds %v, want exactly the one blob", got)
+			want := []string{a.SHA256 + ".tar.gz", strings.TrimPrefix(a.DiffID, "sha256:") + ".tar"}
+			if got := listDir(filepath.Join(cache, "sha256")); !slices.Equal(got, want) && !slices.Equal(got, []string{want[1], want[0]}) {
+				t.Errorf("the volume holds %v, want exactly %v", got, want)
 			}
 		})
 	}

@@ -108,6 +108,13 @@ func TestPackIsDeterministic(t *testing.T) {
 			if tarSum := streamSHA256(t, a, f); da.TarSHA256 != tarSum || da.TarSize == 0 {
 				t.Errorf("tar stream digest %q (%d bytes), the decompressed bytes hash to %s", da.TarSHA256, da.TarSize, tarSum)
 			}
+			c, err := Read(bytes.NewReader(a))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.TarSHA256 != da.TarSHA256 || c.TarSize != da.TarSize {
+				t.Errorf("Read found the tar stream %s (%d bytes), Pack wrote %s (%d bytes)", c.TarSHA256, c.TarSize, da.TarSHA256, da.TarSize)
+			}
 		})
 	}
 }

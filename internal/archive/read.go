@@ -5,8 +5,11 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"path"
 	"strings"
@@ -33,6 +36,12 @@ type Contents struct {
 	Version      []byte // flash-worker/.version
 	Manifest     []byte // flash-worker/MANIFEST.json
 	Uncompressed int64  // sum of regular file sizes
+	// TarSize and TarSHA256 are the uncompressed tar stream's length and
+	// sha256 (what a manifest records as tar_size and diff_id), the zero
+	// blocks after the last entry included; unset when the compressed
+	// stream does not end cleanly.
+	TarSize   int64
+	TarSHA256 string
 }
 
 // ErrUnsafe marks a tarball that must not be extracted.
@@ -49,11 +58,13 @@ const maxSmallFile = 1 << 20
 // differently.
 func Read(r io.Reader) (*Contents, error) {
 	counted := &counter{r: bufio.NewReaderSize(r, 1<<16)}
-	tr, closeFn, err := openTar(counted)
+	stream, closeFn, err := openTar(counted)
 	if err != nil {
 		return nil, err
 	}
 	defer closeFn()
+	hashed := &hashingReader{r: stream, h: sha256.New()}
+	tr := tar.NewReader(hashed)
 	c := &Contents{}
 	x := newExtracted()
 	var last int64
@@ -83,6 +94,13 @@ func Read(r io.Reader) (*Contents, error) {
 	}
 	if c.Top == "" {
 		return nil, fmt.Errorf("%w: the tarball is empty", ErrUnsafe)
+	}
+	// The tar reader stops at the first zero block; the stream goes on to
+	// its end, as gzip -dc writes it. Bytes after the compressed stream
+	// (which a caller reading a bounded download judges by size) leave the
+	// digest unset.
+	if _, err := io.Copy(io.Discard, hashed); err == nil {
+		c.TarSize, c.TarSHA256 = hashed.n, hex.EncodeToString(hashed.h.Sum(nil))
 	}
 	// A symlink is judged in the finished tree: one added later can change
 	// where an earlier one leads.
@@ -268,7 +286,8 @@ func (x *extracted) resolve(dir, target string) error {
 	return nil
 }
 
-func openTar(br *counter) (*tar.Reader, func(), error) {
+// openTar opens the decompressed tar stream of a gzip or zstd tarball.
+func openTar(br *counter) (io.Reader, func(), error) {
 	magic, err := br.r.Peek(4)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading tarball header: %w", err)
@@ -279,15 +298,29 @@ func openTar(br *counter) (*tar.Reader, func(), error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("reading gzip: %w", err)
 		}
-		return tar.NewReader(gz), func() { gz.Close() }, nil
+		return gz, func() { gz.Close() }, nil
 	case bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
 		zr, err := zstd.NewReader(br)
 		if err != nil {
 			return nil, nil, fmt.Errorf("reading zstd: %w", err)
 		}
-		return tar.NewReader(zr), zr.Close, nil
+		return zr, zr.Close, nil
 	}
 	return nil, nil, errors.New("not a gzip or zstd compressed tarball")
+}
+
+// hashingReader hashes and counts what is read through it.
+type hashingReader struct {
+	r io.Reader
+	h hash.Hash
+	n int64
+}
+
+func (h *hashingReader) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	h.h.Write(p[:n])
+	h.n += int64(n)
+	return n, err
 }
 
 // counter counts the compressed bytes the decompressor takes. It sits on

@@ -42,6 +42,10 @@ type Artifact struct {
 	Format  string           // tarballs: "tar+gzip" or "tar+zstd"
 	Size    int64
 	SHA256  string
+	// DiffID and TarSize are a tarball's uncompressed tar stream's
+	// ("sha256:…" and its length), as its manifest entry records them.
+	DiffID  string
+	TarSize int64
 	// Layers are a tarball's tree as image layers, and Images the images
 	// made of them, as its manifest entry records them.
 	Layers []manifest.Layer
@@ -153,6 +157,8 @@ func (a *Artifact) Entry() manifest.Artifact {
 		StripComponents: 1,
 		Size:            a.Size,
 		SHA256:          a.SHA256,
+		DiffID:          a.DiffID,
+		TarSize:         a.TarSize,
 		URLs:            a.urls(),
 		Layers:          a.layers(),
 		Images:          a.Images,
@@ -193,6 +199,8 @@ func FromShard(dir string, s manifest.Shard) Artifact {
 		Format:  s.Format,
 		Size:    s.Size,
 		SHA256:  s.SHA256,
+		DiffID:  s.DiffID,
+		TarSize: s.TarSize,
 		Layers:  s.Layers,
 		Images:  s.Images,
 	}

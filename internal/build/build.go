@@ -180,6 +180,9 @@ func (b *Builder) buildTarget(ctx context.Context, t target.Target) (artifact.Ar
 		return artifact.Artifact{}, fmt.Errorf("%s is %d bytes, over slim.max_size of %d bytes; what it holds:\n%s\nslim it further (slim.exclude_packages, fewer requirements) or raise slim.max_size",
 			file, digest.Size, max, SizeReport(entries, 15))
 	}
+	if err := tarDigest(path, &digest); err != nil {
+		return artifact.Artifact{}, err
+	}
 	layers, err := b.writeLayers(ctx, t, root, layerEntries, metadata)
 	if err != nil {
 		return artifact.Artifact{}, err
@@ -187,6 +190,7 @@ func (b *Builder) buildTarget(ctx context.Context, t target.Target) (artifact.Ar
 	a := artifact.Artifact{
 		Kind: artifact.Tarball, Target: t, Release: b.Release(), File: file, Path: path,
 		Format: archive.Format(b.Config.Format).MediaFormat(), Size: digest.Size, SHA256: digest.SHA256,
+		DiffID: "sha256:" + digest.TarSHA256, TarSize: digest.TarSize,
 		Layers: layers,
 	}
 	if err := manifest.WriteFile(filepath.Join(b.Dist, "shards", t.ID()+".json"), a.Shard()); err != nil {
@@ -328,6 +332,29 @@ func (b *Builder) stamp(t target.Target, root, sitePackages string) (Metadata, e
 		SourceDateEpoch: b.Source.Epoch.Unix(),
 		Packages:        pkgs,
 	}, nil
+}
+
+// tarDigest fills in the tar stream's digest where packing could not take
+// it (a gzip stream with the deferred MANIFEST.json's hole): by reading the
+// tarball back, which also checks it as a container's extractor will see it.
+func tarDigest(path string, d *archive.Digest) error {
+	if d.TarSHA256 != "" {
+		return nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	c, err := archive.Read(f)
+	if err != nil {
+		return fmt.Errorf("reading back %s: %w", path, err)
+	}
+	if c.TarSHA256 == "" {
+		return fmt.Errorf("reading back %s: its compressed stream does not end cleanly", path)
+	}
+	d.TarSize, d.TarSHA256 = c.TarSize, c.TarSHA256
+	return nil
 }
 
 // pack writes the tarball beside its final name and renames it into place,

@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"text/template"
@@ -58,12 +59,22 @@ type blob struct {
 	Hex            string
 	Size, Deadline int64
 	URLs           []string // each checked
-	// Key names the blob on the volume: the tarball's own sha256, or a
-	// layer's diff ID, whose uncompressed stream of Unpacked bytes is kept
-	// there instead (a cache hit then needs no decompression).
-	Key      string
-	Unpacked int64
+	// Blob and Tar are its names on the volume, "-" for none: Blob the
+	// download itself (a tarball's "<sha256>.tar.gz", as the contract
+	// keeps it), Tar its uncompressed stream of Unpacked bytes ("<diff ID
+	// hex>.tar", a layer's only copy), which a hit tries first since it
+	// needs no decompression.
+	Blob, Tar string
+	Unpacked  int64
 }
+
+// glob finds one kind of blob on the volume for prune: 64 characters, then
+// the extension; names with a character other than lower-case hex among
+// the 64 are left out by a second pattern, since one glob cannot say both
+// in fewer bytes.
+type glob struct{ Glob, Ext string }
+
+func globFor(ext string) glob { return glob{strings.Repeat("?", 64) + "." + ext, ext} }
 
 // Sentinel errors, so callers can tell bad input from a broken template.
 var (
@@ -138,22 +149,37 @@ func Script(version string, a *manifest.Artifact, o Options) (string, error) {
 	// more CPU and four times the context switches.
 	// A blob off the volume is copied into the private directory and
 	// unpacked from there, where tar -z lets gzip read the file itself.
-	ext, unpack, unpackFile, decompressor := "tar.gz", "gzip -dc 2>/dev/null | tar -xf", "tar -xzf", "gzip"
+	ext, unpackFile, decompressor := "tar.gz", "tar -xzf", "gzip"
 	switch a.Format {
 	case "tar+gzip":
 	case "tar+zstd":
-		ext, unpack, unpackFile, decompressor = "tar.zst", "zstd -dc 2>/dev/null | tar -xf", "tar --zstd -xf", "zstd"
+		ext, unpackFile, decompressor = "tar.zst", "tar --zstd -xf", "zstd"
 	default:
 		return "", fmt.Errorf("target %s: format %q: %w", a.Target.ID, a.Format, ErrBadValue)
 	}
-	blobs, err := tarballBlob(a, o)
+	blobs, err := tarballBlob(a, ext, o)
 	strip := 1
 	if o.Layers { // gzip layers, the tree at their root, kept uncompressed
-		ext, unpack, unpackFile, decompressor, strip = "tar", "tar -xf", "tar -xf", "gzip", 0
+		unpackFile, decompressor, strip = "tar -xf", "gzip", 0
 		blobs, err = layerBlobs(a, o)
 	}
 	if err != nil {
 		return "", err
+	}
+	// prune keeps this release's files on the volume and the two used
+	// before them; it knows each kind by its glob.
+	var globs []glob
+	files := 0
+	for _, b := range blobs {
+		for _, name := range []string{b.Blob, b.Tar} {
+			if name == "-" {
+				continue
+			}
+			files++
+			if g := globFor(strings.SplitN(name, ".", 2)[1]); !slices.Contains(globs, g) {
+				globs = append(globs, g)
+			}
+		}
 	}
 	tries := 0
 	for _, b := range blobs {
@@ -167,14 +193,10 @@ func Script(version string, a *manifest.Artifact, o Options) (string, error) {
 	err = scriptTemplate.Execute(&buf, map[string]any{
 		"Version": version, "SHA256": a.SHA256, "Blobs": blobs, "Layers": o.Layers, "Strip": strip,
 		// Each pass over the blobs takes every blob's n-th URL (or its
-		// last); prune keeps this release's blobs and the two used before.
-		"Tries": positions(tries), "Keep": len(blobs) + 3,
-		"FWDir": o.FWDir, "CacheDir": o.CacheDir, "Protos": protos, "Ext": ext, "Unpack": unpack, "UnpackFile": unpackFile,
+		// last); tail -n +Keep leaves the newest Keep-1 files.
+		"Tries": positions(tries), "Keep": files + 3, "Globs": globs,
+		"FWDir": o.FWDir, "CacheDir": o.CacheDir, "Protos": protos, "UnpackFile": unpackFile,
 		"Decompressor": decompressor,
-		// Any blob's name: 64 characters, then the extension; names with a
-		// character other than lower-case hex among the 64 are left out by
-		// a second pattern, since one glob cannot say both in fewer bytes.
-		"BlobGlob":   strings.Repeat("?", 64) + "." + ext,
 		"GlibcMin":   fmt.Sprintf("%d.%d", GlibcMajor, GlibcMinor),
 		"GlibcMajor": GlibcMajor, "GlibcMinor": GlibcMinor,
 	})
@@ -193,8 +215,10 @@ func positions(n int) string {
 	return strings.Join(p, " ")
 }
 
-// tarballBlob is the artifact's tarball from o.URLs, else from its own.
-func tarballBlob(a *manifest.Artifact, o Options) ([]blob, error) {
+// tarballBlob is the artifact's tarball from o.URLs, else from its own;
+// its uncompressed stream is kept on the volume too when the manifest
+// records it (diff_id and tar_size).
+func tarballBlob(a *manifest.Artifact, ext string, o Options) ([]blob, error) {
 	urls := o.URLs
 	for _, u := range urls {
 		if err := checkURL(u, o.AllowInsecure); err != nil {
@@ -207,7 +231,15 @@ func tarballBlob(a *manifest.Artifact, o Options) ([]blob, error) {
 			return nil, err
 		}
 	}
-	return []blob{{Hex: a.SHA256, Size: a.Size, Deadline: Deadline(a.Size), URLs: urls, Key: a.SHA256}}, nil
+	b := blob{Hex: a.SHA256, Size: a.Size, Deadline: Deadline(a.Size), URLs: urls, Blob: a.SHA256 + "." + ext, Tar: "-"}
+	if a.DiffID != "" || a.TarSize != 0 {
+		diff, ok := strings.CutPrefix(a.DiffID, "sha256:")
+		if !ok || !hexRE.MatchString(diff) || a.TarSize <= 0 {
+			return nil, fmt.Errorf("target %s: diff_id %q and tar_size %d are not a sha256: digest and a size: %w", a.Target.ID, a.DiffID, a.TarSize, ErrBadValue)
+		}
+		b.Tar, b.Unpacked = diff+".tar", a.TarSize
+	}
+	return []blob{b}, nil
 }
 
 // layerBlobs are the artifact's layers, in order, each from its own URLs
@@ -244,7 +276,7 @@ func layerBlobs(a *manifest.Artifact, o Options) ([]blob, error) {
 			return nil, fmt.Errorf("target %s: layer %q: %w for a container in the manifest (it has %s); publish the layers to https",
 				a.Target.ID, l.Name, ErrNoURL, strings.Join(l.URLs, ", "))
 		}
-		blobs = append(blobs, blob{Hex: hex, Size: l.Size, Deadline: Deadline(l.Size), URLs: urls, Key: diff, Unpacked: l.TarSize})
+		blobs = append(blobs, blob{Hex: hex, Size: l.Size, Deadline: Deadline(l.Size), URLs: urls, Blob: "-", Tar: diff + ".tar", Unpacked: l.TarSize})
 	}
 	return blobs, nil
 }

@@ -31,13 +31,33 @@ func TestScriptTakesOnlyHTTPSURLs(t *testing.T) {
 	if strings.Contains(s, "file://") || !strings.Contains(s, `"https://releases.example.com/`) {
 		t.Errorf("the script should download from the https URL only:\n%s", s)
 	}
-	for _, want := range []string{"D=" + DefaultFWDir, "C=" + DefaultCacheDir, "P=https ", "B=$4.tar.gz", "one " + strings.Repeat("ab", 32) + " 5381205 61 " + strings.Repeat("ab", 32) + " 0 \"https://releases.example.com/", "for p in 1;", "tail -n +4 ", "--strip-components=1 ", "gzip -dc 2>/dev/null | tar -xf - "} {
+	for _, want := range []string{"D=" + DefaultFWDir, "C=" + DefaultCacheDir, "P=https ", "one " + strings.Repeat("ab", 32) + " 5381205 61 " + strings.Repeat("ab", 32) + ".tar.gz - 0 \"https://releases.example.com/", "for p in 1;", "tail -n +4 ", "--strip-components=1 ", "gzip -dc 2>/dev/null\n", "tar -xf - ", `-name "` + strings.Repeat("?", 64) + `.tar.gz" ! -name "*[!0-9a-f]*.tar.gz" \) -printf`} {
 		if !strings.Contains(s, want) {
 			t.Errorf("the script lacks %q", want)
 		}
 	}
 	if strings.Contains(s, "'") {
 		t.Errorf("the script holds a single quote, so dockerArgs would need escapes")
+	}
+}
+
+// With the manifest's diff_id and tar_size, the tarball's uncompressed
+// stream is kept on the volume too, and prune knows both kinds of file.
+func TestScriptTarCopy(t *testing.T) {
+	a := artifact()
+	a.DiffID, a.TarSize = "sha256:"+strings.Repeat("a1", 32), 18577560
+	s, err := Script("1.2.0", a, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"one " + strings.Repeat("ab", 32) + " 5381205 61 " + strings.Repeat("ab", 32) + ".tar.gz " + strings.Repeat("a1", 32) + ".tar 18577560 \"https://",
+		"tail -n +5 ",
+		`-name "` + strings.Repeat("?", 64) + `.tar.gz" ! -name "*[!0-9a-f]*.tar.gz" -o -name "` + strings.Repeat("?", 64) + `.tar" ! -name "*[!0-9a-f]*.tar" \)`,
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("the script lacks %q:\n%s", want, s)
+		}
 	}
 }
 
@@ -48,7 +68,7 @@ func TestScriptZstd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(s, "B=$4.tar.zst") || !strings.Contains(s, "zstd -dc 2>/dev/null | tar -xf - ") || !strings.Contains(s, " zstd find ") {
+	if !strings.Contains(s, strings.Repeat("ab", 32)+".tar.zst - 0 ") || !strings.Contains(s, "zstd -dc 2>/dev/null\n") || !strings.Contains(s, " zstd find ") {
 		t.Errorf("a zstd artifact's script caches and unpacks as zstd:\n%s", s)
 	}
 }
@@ -80,6 +100,8 @@ func TestScriptRefusesUnsafeValues(t *testing.T) {
 		{"strip 2", "1.2.0", func(a *manifest.Artifact, _ *Options) { a.StripComponents = 2 }, "strip_components"},
 		{"zip", "1.2.0", func(a *manifest.Artifact, _ *Options) { a.Format = "zip" }, "format"},
 		{"no size", "1.2.0", func(a *manifest.Artifact, _ *Options) { a.Size = 0 }, "size 0"},
+		{"diff_id without sha256:", "1.2.0", func(a *manifest.Artifact, _ *Options) { a.DiffID, a.TarSize = strings.Repeat("ab", 32), 10240 }, "diff_id"},
+		{"diff_id without tar_size", "1.2.0", func(a *manifest.Artifact, _ *Options) { a.DiffID = "sha256:" + strings.Repeat("ab", 32) }, "tar_size 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -124,9 +146,9 @@ func TestScriptLayers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deps := "one " + strings.Repeat("cd", 32) + " 9437184 92 " + strings.Repeat("c1", 32) + " 31457280 \"https://releases.example.com/v1.2.0/layers/" + strings.Repeat("cd", 32) + ".tar.gz\" || return 1\n"
-	worker := "one " + strings.Repeat("ef", 32) + " 4096 20 " + strings.Repeat("e1", 32) + " 10240 \"https://releases.example.com/v1.2.0/layers/" + strings.Repeat("ef", 32) + ".tar.gz\" || return 1\n"
-	for _, want := range []string{" H=" + strings.Repeat("ab", 32) + " ", deps + "  " + worker, "--strip-components=0 ", "tar -xf - ", "B=$4.tar ", "gzip -dc ", "tail -n +5 ", " layers=2 cached=$c"} {
+	deps := "one " + strings.Repeat("cd", 32) + " 9437184 92 " + "- " + strings.Repeat("c1", 32) + ".tar 31457280 \"https://releases.example.com/v1.2.0/layers/" + strings.Repeat("cd", 32) + ".tar.gz\" || return 1\n"
+	worker := "one " + strings.Repeat("ef", 32) + " 4096 20 " + "- " + strings.Repeat("e1", 32) + ".tar 10240 \"https://releases.example.com/v1.2.0/layers/" + strings.Repeat("ef", 32) + ".tar.gz\" || return 1\n"
+	for _, want := range []string{" H=" + strings.Repeat("ab", 32) + " ", deps + "  " + worker, "--strip-components=0 ", "tar -xf - ", "gzip -dc ", "tail -n +5 ", `-name "` + strings.Repeat("?", 64) + `.tar" ! -name "*[!0-9a-f]*.tar" \) -printf`, " layers=2 cached=$c"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("the layered script lacks %q:\n%s", want, s)
 		}

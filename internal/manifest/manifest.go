@@ -35,13 +35,18 @@ type Source struct {
 
 // Artifact is one target's tarball.
 type Artifact struct {
-	Target          Target   `json:"target"`
-	File            string   `json:"file"`
-	Format          string   `json:"format"`
-	StripComponents int      `json:"strip_components"`
-	Size            int64    `json:"size"`
-	SHA256          string   `json:"sha256"`
-	URLs            []string `json:"urls"`
+	Target          Target `json:"target"`
+	File            string `json:"file"`
+	Format          string `json:"format"`
+	StripComponents int    `json:"strip_components"`
+	Size            int64  `json:"size"`
+	SHA256          string `json:"sha256"`
+	// DiffID and TarSize are the tarball's uncompressed tar stream's
+	// sha256 ("sha256:…") and length: what a start script also keeps on
+	// the volume and checks, so a cache hit needs no decompression.
+	DiffID  string   `json:"diff_id,omitempty"`
+	TarSize int64    `json:"tar_size,omitempty"`
+	URLs    []string `json:"urls"`
 	// Channels names the channel each of URLs was published to, by channel
 	// name: {"s3": "https://…"}. It sits beside urls so that readers of
 	// urls alone see no change.

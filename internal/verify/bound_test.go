@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -84,4 +85,33 @@ func (b countingBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	b.n.Add(int64(n))
 	return n, err
+}
+
+// The tarball's uncompressed stream is checked against the manifest's
+// diff_id and tar_size, which a start script trusts for the volume's copy.
+func TestTarballDiffID(t *testing.T) {
+	tarball := smallTarball(t)
+	c, err := archive.Read(bytes.NewReader(tarball))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(tarball) }))
+	defer srv.Close()
+	sum := sha256.Sum256(tarball)
+	o := Options{AllowInsecure: true, HTTP: srv.Client()}
+	for _, tc := range []struct {
+		diff    string
+		size    int64
+		refused bool
+	}{
+		{"sha256:" + c.TarSHA256, c.TarSize, false},
+		{"sha256:" + strings.Repeat("0", 64), c.TarSize, true},
+		{"sha256:" + c.TarSHA256, c.TarSize + 1, true},
+	} {
+		a := manifest.Artifact{Size: int64(len(tarball)), SHA256: hex.EncodeToString(sum[:]), DiffID: tc.diff, TarSize: tc.size}
+		got := o.artifact(context.Background(), &manifest.Manifest{Version: "1.2.0"}, a, srv.URL+"/x.tar.gz")
+		if refused := strings.Contains(got.Error, "(diff_id, tar_size)"); refused != tc.refused {
+			t.Errorf("diff_id %s, tar_size %d: error %q, want refused=%v", tc.diff, tc.size, got.Error, tc.refused)
+		}
+	}
 }

@@ -265,6 +265,8 @@ func (o Options) check(c Check, m *manifest.Manifest, a manifest.Artifact, body 
 		return fail(fmt.Errorf("size %d, manifest says %d", c.Size, a.Size))
 	case c.SHA256 != a.SHA256:
 		return fail(fmt.Errorf("sha256 %s, manifest says %s", c.SHA256, a.SHA256))
+	case a.DiffID != "" && ("sha256:"+contents.TarSHA256 != a.DiffID || contents.TarSize != a.TarSize):
+		return fail(fmt.Errorf("uncompressed %d bytes sha256:%s, manifest says %d bytes %s (diff_id, tar_size)", contents.TarSize, contents.TarSHA256, a.TarSize, a.DiffID))
 	}
 	if err := checkInside(m, a, contents); err != nil {
 		return fail(err)
