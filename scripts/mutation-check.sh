@@ -198,10 +198,15 @@ mutation keyless-any-ref "nothing runs unverified" \
 mutation start-script-gzip-t "nothing runs unverified" \
 	./cmd/fwrelease '^TestStartScript$/^bash$/^curl$' \
 	internal/inject/start.sh.tmpl '\[ "\$h" = "\$w" \] \|\| return 1' '[ "$e" = 0 ] || return 1' \
-	internal/inject/start.sh.tmpl '\[ "\$h" = "\$1" \] \|\| return 1' '[ "$e" = 0 ] || return 1'
+	internal/inject/start.sh.tmpl '\[ "\$h" = "\$v" \] \|\| return 1' '[ "$e" = 0 ] || return 1'
 mutation start-script-cache-unchecked "nothing runs unverified" \
 	./cmd/fwrelease '^TestStartScript$/^bash$/^curl$' \
-	internal/inject/start.sh.tmpl 'if (hit \$K [^;]*); then' 'if ${1} || :; then'
+	internal/inject/start.sh.tmpl 'if (hit \$f); then' 'if ${1} || :; then'
+# A hit prefers the tarball's uncompressed tar stream, checked against the
+# manifest's diff_id (not the tarball's sha256, which it can never match).
+mutation start-script-tar-copy-unused "fast volume hits" \
+	./cmd/fwrelease '^TestStartScript$/^dash$/^python$' \
+	internal/inject/start.sh.tmpl 'v=\$\{1%\.tar\}' 'v=$k'
 # Extraction overlaps the download: a stream whose sha256 differs must leave
 # nothing behind (the private directory goes) and run nothing.
 mutation start-script-stream-mismatch-kept "nothing runs unverified" \
@@ -216,11 +221,16 @@ mutation start-script-layer-unchecked "nothing runs unverified" \
 mutation start-script-layer-tree-kept "nothing runs unverified" \
 	./internal/inject '^TestLayeredStartScript$/^bash$/^python$' \
 	internal/inject/start.sh.tmpl '\{ rm -rf "\$W\.t"; mkdir -m 755 "\$W\.t"; \}' ':'
-# A layer's download is inflated at most to its tar_size (+1): a gzip bomb
-# from a mirror costs that much disk, not a thousand times its size.
+# A download is inflated at most to its tar stream's tar_size: a gzip bomb
+# from a mirror costs that much disk, not a thousand times its size. Where
+# the stream's copy goes to the volume, the bound is tee's file size limit;
+# elsewhere (a layer with no volume), head's.
 mutation start-script-layer-unbounded-inflate "bounded downloads" \
-	./internal/inject '^TestLayeredStartScriptGzipBomb$/^dash$/^python$' \
-	internal/inject/start.sh.tmpl '2>/dev/null \| head -c \$\(\(y \+ 1\)\) \|' '2>/dev/null |'
+	./internal/inject '^TestLayeredStartScriptGzipBomb$/^dash$/^python$/^layers-no-volume$' \
+	internal/inject/start.sh.tmpl 'head -c \$\(\(y \+ 1\)\); fi' 'cat; fi'
+mutation start-script-tar-copy-unbounded "bounded downloads" \
+	./internal/inject '^TestLayeredStartScriptGzipBomb$/^dash$/^python$/^tarball$' \
+	internal/inject/start.sh.tmpl 'ulimit -f \$\(\(y / 512 \+ 1\)\) 2>/dev/null' ':'
 # A co-tenant on the volume (issue 28, finding 2): the cache directories are
 # used only when they are the volume's own, not symlinks to local ones.
 mutation start-script-symlinked-cache "a hostile volume costs the cache" \

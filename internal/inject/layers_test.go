@@ -76,25 +76,7 @@ func (s *layerServer) requests() map[string]int {
 // the artifact listing them.
 func layeredRelease(t *testing.T, srv *layerServer, worker string, extra ...string) *manifest.Artifact {
 	t.Helper()
-	tree := t.TempDir()
-	for name, body := range map[string]string{
-		extra[0]:                      "",
-		"bootstrap.sh":                "#!/bin/sh\nd=$(dirname \"$0\")\necho \"worker $(cat \"$d/src/worker.txt\") deps $(cat \"$d/site-packages/dep/data.txt\")\"\n",
-		".version":                    "1.2.0\n",
-		"src/worker.txt":              worker,
-		"site-packages/dep/data.txt":  "dep-1\n",
-		"site-packages/dep/filler.py": strings.Repeat("# the dependency's bulk\n", 4000),
-		// Incompressible, and the same in every release: a gzip bomb in the
-		// deps layer's place could inflate to ~1000 times the layer's size
-		// before the download's own bound stops it.
-		"site-packages/dep/lib.so": string(noise(64 << 10)),
-	} {
-		os.MkdirAll(filepath.Join(tree, filepath.Dir(name)), 0o755)
-		if err := os.WriteFile(filepath.Join(tree, name), []byte(body), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	entries, err := archive.Collect(tree)
+	entries, err := archive.Collect(workerTree(t, worker, extra...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,6 +99,52 @@ func layeredRelease(t *testing.T, srv *layerServer, worker string, extra ...stri
 		a.Layers = append(a.Layers, manifest.Layer{Name: l.Name, Digest: l.Digest, Size: l.Size, DiffID: l.DiffID, TarSize: l.TarSize, URLs: []string{srv.URL + p}})
 	}
 	return a
+}
+
+// tarballRelease is the same tree as a tarball served by srv at
+// /tarball.tar.gz, with its tar stream's diff_id and tar_size.
+func tarballRelease(t *testing.T, srv *layerServer, worker string, extra ...string) *manifest.Artifact {
+	t.Helper()
+	entries, err := archive.Collect(workerTree(t, worker, extra...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	d, err := archive.Pack(context.Background(), &buf, entries, archive.Options{Top: "flash-worker", Format: archive.TarGz, Epoch: time.Unix(1767225600, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.mu.Lock()
+	srv.blobs["/tarball.tar.gz"] = buf.Bytes()
+	srv.mu.Unlock()
+	a := artifact()
+	a.SHA256, a.Size, a.DiffID, a.TarSize, a.URLs = d.SHA256, d.Size, "sha256:"+d.TarSHA256, d.TarSize, []string{srv.URL + "/tarball.tar.gz"}
+	return a
+}
+
+// workerTree is a worker's tree whose bootstrap.sh prints its worker and
+// deps data; extra[0] names one more (empty) file.
+func workerTree(t *testing.T, worker string, extra ...string) string {
+	t.Helper()
+	tree := t.TempDir()
+	for name, body := range map[string]string{
+		extra[0]:                      "",
+		"bootstrap.sh":                "#!/bin/sh\nd=$(dirname \"$0\")\necho \"worker $(cat \"$d/src/worker.txt\") deps $(cat \"$d/site-packages/dep/data.txt\")\"\n",
+		".version":                    "1.2.0\n",
+		"src/worker.txt":              worker,
+		"site-packages/dep/data.txt":  "dep-1\n",
+		"site-packages/dep/filler.py": strings.Repeat("# the dependency's bulk\n", 4000),
+		// Incompressible, and the same in every release: a gzip bomb in the
+		// deps layer's place could inflate to ~1000 times the layer's size
+		// before the download's own bound stops it.
+		"site-packages/dep/lib.so": string(noise(64 << 10)),
+	} {
+		os.MkdirAll(filepath.Join(tree, filepath.Dir(name)), 0o755)
+		if err := os.WriteFile(filepath.Join(tree, name), []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return tree
 }
 
 // noise is n bytes that do not compress, the same in every call.
@@ -377,34 +405,52 @@ func largest(dirs []string, stop <-chan struct{}) <-chan int64 {
 	return out
 }
 
-// A mirror serving a gzip bomb for a layer: the script inflates at most the
-// layer's tar_size (+1) bytes of it, so the private directory and the
-// volume never hold more than that, and the next mirror's layer boots. The
-// mirror is named either way: curl, cut off mid-stream, says its download
-// failed; python3 reads to the end and finds the digest differs.
+// A mirror serving a gzip bomb: the script inflates at most the tar
+// stream's tar_size (rounded up to a file size limit's block) of it, so the
+// private directory and the volume never hold more than that, and the next
+// mirror's bytes boot. For a layer on a volume and a tarball the bound is
+// the file size limit of the tee writing the volume's copy; for a layer
+// with no volume, head's. The mirror is named either way: curl, cut off
+// mid-stream, says its download failed; python3 reads to the end and finds
+// the digest differs.
 func TestLayeredStartScriptGzipBomb(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the start script with curl and python3")
 	}
 	t.Parallel()
 	const inflated = 128 << 20
-	for _, run := range []struct{ shell, image string }{{"dash", "python"}, {"bash", "curl"}} {
-		t.Run(run.shell+"/"+run.image, func(t *testing.T) {
+	for _, run := range []struct{ shell, image, kind string }{
+		{"dash", "python", "layers"}, {"bash", "curl", "layers"},
+		{"dash", "python", "layers-no-volume"},
+		{"dash", "python", "tarball"}, {"bash", "curl", "tarball"},
+	} {
+		t.Run(run.shell+"/"+run.image+"/"+run.kind, func(t *testing.T) {
 			t.Parallel()
 			srv := newLayerServer(t)
-			a := layeredRelease(t, srv, "v1\n", "src/a.txt")
 			srv.mu.Lock()
 			srv.blobs["/bomb"] = bomb(t, inflated)
 			srv.mu.Unlock()
-			a.Layers = slices.Clone(a.Layers)
-			deps := a.Layers[0]
-			a.Layers[0].URLs = []string{srv.URL + "/bomb", srv.URL + layerPath(deps)}
+			var a *manifest.Artifact
+			var tarSize int64
+			if run.kind == "tarball" {
+				a = tarballRelease(t, srv, "v1\n", "src/a.txt")
+				a.URLs = []string{srv.URL + "/bomb", a.URLs[0]}
+				tarSize = a.TarSize
+			} else {
+				a = layeredRelease(t, srv, "v1\n", "src/a.txt")
+				a.Layers = slices.Clone(a.Layers)
+				deps := a.Layers[0]
+				a.Layers[0].URLs = []string{srv.URL + "/bomb", srv.URL + layerPath(deps)}
+				tarSize = deps.TarSize
+			}
 			path := pathOf(t, append(append([]string{run.shell}, startTools...), downloaders[run.image]...))
 			root := t.TempDir()
 			fwDir, cache := filepath.Join(root, "opt", "flash-worker"), filepath.Join(root, "vol", ".flash-worker")
 			os.MkdirAll(filepath.Dir(fwDir), 0o755)
-			os.MkdirAll(filepath.Dir(cache), 0o755)
-			script, err := Script("1.2.0", a, Options{Layers: true, AllowInsecure: true, FWDir: fwDir, CacheDir: cache})
+			if run.kind != "layers-no-volume" {
+				os.MkdirAll(filepath.Dir(cache), 0o755)
+			}
+			script, err := Script("1.2.0", a, Options{Layers: run.kind != "tarball", AllowInsecure: true, FWDir: fwDir, CacheDir: cache})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -415,15 +461,18 @@ func TestLayeredStartScriptGzipBomb(t *testing.T) {
 			out, err := cmd.CombinedOutput()
 			close(stop)
 			if err != nil || !strings.HasSuffix(string(out), "worker v1 deps dep-1\n") || !regexp.MustCompile(`/bomb: (not the release|download failed)`).MatchString(string(out)) {
-				t.Fatalf("exit %v; want the bomb refused and the next mirror's layers booted:\n%s", err, out)
+				t.Fatalf("exit %v; want the bomb refused and the next mirror's bytes booted:\n%s", err, out)
 			}
 			n := <-most
 			t.Logf("at most %d bytes on disk at once", n)
 			// The legitimate tree and cache are well under a MiB here; an
-			// unbounded inflation of the bomb's first deps.Size bytes passes
+			// unbounded inflation of the bomb's first a.Size bytes passes
 			// 16 MiB.
 			if n > 16<<20 {
-				t.Errorf("%d bytes on disk at once while the %d-byte bomb was refused (the deps layer's tar_size is %d)", n, inflated, deps.TarSize)
+				t.Errorf("%d bytes on disk at once while the %d-byte bomb was refused (the tar stream's tar_size is %d)", n, inflated, tarSize)
+			}
+			if _, err := os.Stat(cache); (err == nil) == (run.kind == "layers-no-volume") {
+				t.Errorf("the cache directory: %v, want it made only where the volume is", err)
 			}
 		})
 	}
