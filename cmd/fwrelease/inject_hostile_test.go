@@ -153,10 +153,13 @@ func TestStartScriptHostileVolume(t *testing.T) {
 			"cp": swapTemp, "tee": swapTemp, "chmod": swapTemp,
 		}},
 		{name: "the blob's name becomes a symlink to a local directory before the rename", shims: map[string]string{
-			"mv": `for a; do l=$a; done; case $l in *.tar.gz) rm -f "$l"; ln -s "$VICTIM" "$l" ;; esac`,
+			"mv": `for a; do l=$a; done; case $l in *.tar.gz|*.tar) rm -f "$l"; ln -s "$VICTIM" "$l" ;; esac`,
 		}},
 		{name: "a directory where the blob goes", prepare: func(t *testing.T, blobs, _ string) {
 			os.MkdirAll(filepath.Join(blobs, blob, "inside"), 0o755)
+		}},
+		{name: "a directory where the tar stream goes", prepare: func(t *testing.T, blobs, _ string) {
+			os.MkdirAll(filepath.Join(blobs, strings.TrimPrefix(a.DiffID, "sha256:")+".tar", "inside"), 0o755)
 		}},
 		{name: "junk in sha256", prepare: func(t *testing.T, blobs, _ string) {
 			os.MkdirAll(filepath.Join(blobs, ".tmp.dir"), 0o755)
