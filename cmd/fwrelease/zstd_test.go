@@ -39,7 +39,7 @@ func TestZstdFormat(t *testing.T) {
 	}
 	r := run(t, dir, nil, "inject", "--manifest", filepath.Join(s.dist, "manifest.json"), "--target", a.Target.ID, "--url", "https://example.com/x.tar.zst",
 		"--key", filepath.Join(s.dist, "snapshot.pub"))
-	if !strings.Contains(r.stdout, "zstd -dc 2>/dev/null | tar -xf") || !strings.Contains(r.stdout, ".tar.zst") {
+	if !strings.Contains(r.stdout, "zstd -dc 2>/dev/null\n") || !strings.Contains(r.stdout, "zstd -dc 2>/dev/null | copy\n") || !strings.Contains(r.stdout, ".tar.zst ") {
 		t.Errorf("the start command does not unpack zstd:\n%s", r.stdout)
 	}
 }
