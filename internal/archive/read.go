@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"path"
 	"strings"
@@ -63,7 +62,8 @@ func Read(r io.Reader) (*Contents, error) {
 		return nil, err
 	}
 	defer closeFn()
-	hashed := &hashingReader{r: stream, h: sha256.New()}
+	sum := &hashingWriter{w: io.Discard, h: sha256.New()}
+	hashed := io.TeeReader(stream, sum)
 	tr := tar.NewReader(hashed)
 	c := &Contents{}
 	x := newExtracted()
@@ -100,7 +100,7 @@ func Read(r io.Reader) (*Contents, error) {
 	// (which a caller reading a bounded download judges by size) leave the
 	// digest unset.
 	if _, err := io.Copy(io.Discard, hashed); err == nil {
-		c.TarSize, c.TarSHA256 = hashed.n, hex.EncodeToString(hashed.h.Sum(nil))
+		c.TarSize, c.TarSHA256 = sum.n, hex.EncodeToString(sum.h.Sum(nil))
 	}
 	// A symlink is judged in the finished tree: one added later can change
 	// where an earlier one leads.
@@ -307,20 +307,6 @@ func openTar(br *counter) (io.Reader, func(), error) {
 		return zr, zr.Close, nil
 	}
 	return nil, nil, errors.New("not a gzip or zstd compressed tarball")
-}
-
-// hashingReader hashes and counts what is read through it.
-type hashingReader struct {
-	r io.Reader
-	h hash.Hash
-	n int64
-}
-
-func (h *hashingReader) Read(p []byte) (int, error) {
-	n, err := h.r.Read(p)
-	h.h.Write(p[:n])
-	h.n += int64(n)
-	return n, err
 }
 
 // counter counts the compressed bytes the decompressor takes. It sits on
