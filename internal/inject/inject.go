@@ -197,8 +197,8 @@ func Script(version string, a *manifest.Artifact, o Options) (string, error) {
 		"Tries": positions(tries), "Keep": files + 3, "Globs": globs,
 		"FWDir": o.FWDir, "CacheDir": o.CacheDir, "Protos": protos, "UnpackFile": unpackFile,
 		"Decompressor": decompressor,
-		"GlibcMin":   fmt.Sprintf("%d.%d", GlibcMajor, GlibcMinor),
-		"GlibcMajor": GlibcMajor, "GlibcMinor": GlibcMinor,
+		"GlibcMin":     fmt.Sprintf("%d.%d", GlibcMajor, GlibcMinor),
+		"GlibcMajor":   GlibcMajor, "GlibcMinor": GlibcMinor,
 	})
 	if err != nil {
 		return "", fmt.Errorf("rendering the start script: %w", err)
