@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -273,11 +274,27 @@ func TestStartScriptHostileVolume(t *testing.T) {
 }
 
 // mirrorServer serves what a broken or hostile mirror sends: an endless
-// body, with or without a length, and a body that drips.
+// body, with or without a length, and a body that drips. The endless body
+// is a gzip stream that never ends, of a tar member that never ends, of
+// random bytes: every consumer in the script's pipe (gzip, tar) keeps
+// reading it, so only the script's own bound on the download stops it.
 type mirrorServer struct {
 	*httptest.Server
 	sent atomic.Int64
 }
+
+// counted is w, counting what goes on the wire in sent.
+func (m *mirrorServer) counted(w io.Writer) io.Writer {
+	return writerFunc(func(p []byte) (int, error) {
+		n, err := w.Write(p)
+		m.sent.Add(int64(n))
+		return n, err
+	})
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 func newMirrorServer(t *testing.T) *mirrorServer {
 	m := &mirrorServer{}
@@ -288,11 +305,17 @@ func newMirrorServer(t *testing.T) *mirrorServer {
 			w.Header().Set("Content-Length", "1000000000000")
 			fallthrough
 		case "/endless":
+			gz, _ := gzip.NewWriterLevel(m.counted(w), gzip.BestSpeed)
+			tw := tar.NewWriter(gz)
+			tw.WriteHeader(&tar.Header{Name: "flash-worker/endless", Mode: 0o644, Size: 1 << 40, Typeflag: tar.TypeReg})
 			for r.Context().Err() == nil {
-				if _, err := w.Write(chunk); err != nil {
+				rand.Read(chunk)
+				if _, err := tw.Write(chunk); err != nil {
 					return
 				}
-				m.sent.Add(int64(len(chunk)))
+				if gz.Flush() != nil {
+					return
+				}
 			}
 		case "/drip": // chunked, so that no length gives it away
 			for r.Context().Err() == nil {
