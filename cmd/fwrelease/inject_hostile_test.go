@@ -283,18 +283,17 @@ type mirrorServer struct {
 	sent atomic.Int64
 }
 
-// counted is w, counting what goes on the wire in sent.
-func (m *mirrorServer) counted(w io.Writer) io.Writer {
-	return writerFunc(func(p []byte) (int, error) {
-		n, err := w.Write(p)
-		m.sent.Add(int64(n))
-		return n, err
-	})
+// wire counts in sent what is written to w.
+type wire struct {
+	w    io.Writer
+	sent *atomic.Int64
 }
 
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+func (c wire) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.sent.Add(int64(n))
+	return n, err
+}
 
 func newMirrorServer(t *testing.T) *mirrorServer {
 	m := &mirrorServer{}
@@ -305,7 +304,7 @@ func newMirrorServer(t *testing.T) *mirrorServer {
 			w.Header().Set("Content-Length", "1000000000000")
 			fallthrough
 		case "/endless":
-			gz, _ := gzip.NewWriterLevel(m.counted(w), gzip.BestSpeed)
+			gz, _ := gzip.NewWriterLevel(wire{w, &m.sent}, gzip.BestSpeed)
 			tw := tar.NewWriter(gz)
 			tw.WriteHeader(&tar.Header{Name: "flash-worker/endless", Mode: 0o644, Size: 1 << 40, Typeflag: tar.TypeReg})
 			for r.Context().Err() == nil {
